@@ -1,0 +1,70 @@
+/* The weights blob: one contiguous, versioned, checksummed file holding every
+ * weight tensor already packed in the layout the kernels read.
+ *
+ * Layout (all integers little-endian):
+ *   0    header, 128 bytes
+ *          0  char[8] magic "SSDFBLOB"
+ *          8  u32 format version (SSDF_BLOB_VERSION)
+ *         12  u32 header size (128)
+ *         16  u32 tensor count
+ *         20  u32 table entry size (128)
+ *         24  u64 table offset (128)
+ *         32  u64 payload offset (multiple of 64)
+ *         40  u64 payload size
+ *         48  u64 file size
+ *         56  u64 XXH64 (seed 0) of bytes [64, file size)
+ *         64  char[32] model name, NUL padded
+ *         96  32 bytes reserved, zero
+ *   128  tensor table, one 128-byte entry per tensor
+ *          0  char[88] name, NUL padded
+ *         88  u16 dtype (1 = float32)
+ *         90  u16 kind (ssdf_tensor_kind: the packed layout)
+ *         92  u32 ndim
+ *         96  u32[4] source shape
+ *        112  u64 offset from the payload start (multiple of 64)
+ *        120  u64 size in bytes
+ *   payload, 64-byte aligned tensors
+ *
+ * The version changes whenever a packed layout changes, so an old blob is
+ * refused instead of being misread. */
+#ifndef SSDF_BLOB_H
+#define SSDF_BLOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "graph.h"
+
+#define SSDF_BLOB_MAGIC "SSDFBLOB"
+#define SSDF_BLOB_VERSION 1
+#define SSDF_BLOB_HEADER_SIZE 128
+#define SSDF_BLOB_ENTRY_SIZE 128
+#define SSDF_BLOB_CHECKSUM_START 64
+#define SSDF_BLOB_DTYPE_F32 1
+#define SSDF_MODEL_NAME "ssd_mobilenetv2_face"
+
+typedef struct {
+    uint32_t version;
+    uint32_t tensor_count;
+    uint64_t payload_size;
+    uint64_t file_size;
+    uint64_t checksum;
+    char model_name[33];
+} ssdf_blob_info;
+
+/* Validate a blob in memory (magic, version, sizes, table bounds, checksum,
+ * and that every tensor of the graph is present with the right kind and
+ * shape) and point `tensors[i]` at the packed data of graph tensor i.
+ * `data` must be 64-byte aligned. Nothing is copied. */
+int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_graph *g,
+                   const float *tensors[SSDF_MAX_TENSORS], ssdf_blob_info *info, ssdf_error *err);
+
+/* Size in bytes of the blob holding the graph's tensors. */
+size_t ssdf_blob_size(const ssdf_graph *g);
+
+/* Write the blob for the graph's tensors into `out` (ssdf_blob_size bytes).
+ * `sources[i]` is graph tensor i in its source layout (the .npy contents). */
+void ssdf_blob_write(const ssdf_graph *g, const float *const *sources, uint8_t *out);
+
+#endif

@@ -1,0 +1,179 @@
+#include "graph.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PREFIX "FeatureExtractor_MobilenetV2_"
+
+/* MobileNetV2 inverted residual blocks 0..16: expansion width (0 = no expand
+ * layer), output channels and depthwise stride. */
+static const struct { int expand, out, stride; } BLOCKS[17] = {
+    {0, 16, 1},    {96, 24, 2},   {144, 24, 1},  {144, 32, 2},  {192, 32, 1},  {192, 32, 1},
+    {192, 64, 2},  {384, 64, 1},  {384, 64, 1},  {384, 64, 1},  {384, 96, 1},  {576, 96, 1},
+    {576, 96, 1},  {576, 160, 2}, {960, 160, 1}, {960, 160, 1}, {960, 320, 1},
+};
+
+/* SSD extra layers 2..5: 1x1 reduction width, then 3x3 stride-2 output. */
+static const struct { int mid, out; } EXTRAS[4] = {{256, 512}, {128, 256}, {128, 256}, {64, 128}};
+
+int ssdf_same_out(int in, int stride) { return (in + stride - 1) / stride; }
+
+int ssdf_same_pad_before(int in, int out, int k, int stride) {
+    int total = (out - 1) * stride + k - in;
+    return total > 0 ? total / 2 : 0;
+}
+
+typedef struct {
+    ssdf_graph *g;
+    int h, w, c;         /* shape of the current activation */
+    int cur;             /* buffer holding it */
+    int anchor_offset;   /* anchors emitted so far by the heads */
+} builder;
+
+static int add_tensor(ssdf_graph *g, const char *name, int kind, int ndim, int d0, int d1, int d2,
+                      int d3) {
+    ssdf_tensor_spec *t = &g->tensors[g->n_tensors];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->kind = kind;
+    t->ndim = ndim;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+    t->shape[2] = d2;
+    t->shape[3] = d3;
+    return g->n_tensors++;
+}
+
+/* The lowest-numbered slot not in use by `a` or `b`. */
+static int free_slot(int a, int b) {
+    for (int s = 0; s < SSDF_NUM_SLOTS; s++)
+        if (s != a && s != b) return s;
+    return -1; /* unreachable with three slots and two busy ones */
+}
+
+/* Append a layer reading the current activation. `weights`/`bias` are tensor
+ * names; the layer's output becomes the current activation unless it writes
+ * to an output array. */
+static ssdf_layer *add_layer(builder *b, int op, int out_c, int stride, int relu6, int dst,
+                             int res, const char *weights, const char *bias) {
+    ssdf_graph *g = b->g;
+    ssdf_layer *L = &g->layers[g->n_layers++];
+    int k = op == SSDF_OP_CONV1X1 ? 1 : 3;
+    memset(L, 0, sizeof *L);
+    L->op = op;
+    L->stride = stride;
+    L->relu6 = relu6;
+    L->in_h = b->h;
+    L->in_w = b->w;
+    L->in_c = b->c;
+    L->out_h = ssdf_same_out(b->h, stride);
+    L->out_w = ssdf_same_out(b->w, stride);
+    L->out_c = out_c;
+    L->pad_top = ssdf_same_pad_before(L->in_h, L->out_h, k, stride);
+    L->pad_left = ssdf_same_pad_before(L->in_w, L->out_w, k, stride);
+    L->src = b->cur;
+    L->dst = dst;
+    L->res = res;
+    switch (op) {
+    case SSDF_OP_CONV3X3:
+        L->weight = add_tensor(g, weights, SSDF_KIND_CONV3X3, 4, out_c, 3, 3, b->c);
+        break;
+    case SSDF_OP_DW3X3:
+        L->weight = add_tensor(g, weights, SSDF_KIND_DW3X3, 4, 1, 3, 3, b->c);
+        break;
+    default:
+        L->weight = add_tensor(g, weights, SSDF_KIND_CONV1X1, 4, out_c, 1, 1, b->c);
+        break;
+    }
+    L->bias = add_tensor(g, bias, SSDF_KIND_BIAS, 1, out_c, 0, 0, 0);
+    if (dst >= SSDF_BUF_SLOT0 && dst < SSDF_BUF_SLOT0 + SSDF_NUM_SLOTS) {
+        size_t n = (size_t)L->out_h * L->out_w * L->out_c;
+        if (n > g->slot_floats[dst]) g->slot_floats[dst] = n;
+        b->h = L->out_h;
+        b->w = L->out_w;
+        b->c = out_c;
+        b->cur = dst;
+    }
+    return L;
+}
+
+/* Box and class heads of feature map `i`: two linear 1x1 convs that write
+ * their NHWC output straight into the concatenated output arrays. */
+static void add_heads(builder *b, int i, int anchors) {
+    char wname[SSDF_TENSOR_NAME_MAX], bname[SSDF_TENSOR_NAME_MAX];
+    ssdf_layer *L;
+    b->g->grid[i] = b->h;
+    b->g->anchors_per_cell[i] = anchors;
+    snprintf(wname, sizeof wname, "BoxPredictor_%d_BoxEncodingPredictor_weights", i);
+    snprintf(bname, sizeof bname, "BoxPredictor_%d_BoxEncodingPredictor_Conv2D_bias", i);
+    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 4, 1, 0, SSDF_BUF_BOXES, SSDF_BUF_NONE, wname, bname);
+    L->dst_offset = (size_t)b->anchor_offset * 4;
+    snprintf(wname, sizeof wname, "BoxPredictor_%d_ClassPredictor_weights", i);
+    snprintf(bname, sizeof bname, "BoxPredictor_%d_ClassPredictor_Conv2D_bias", i);
+    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 2, 1, 0, SSDF_BUF_CLASSES, SSDF_BUF_NONE, wname, bname);
+    L->dst_offset = (size_t)b->anchor_offset * 2;
+    b->anchor_offset += b->h * b->w * anchors;
+}
+
+static void build(ssdf_graph *g) {
+    builder b = {g, SSDF_INPUT_SIZE, SSDF_INPUT_SIZE, 3, SSDF_BUF_INPUT, 0};
+    char w[SSDF_TENSOR_NAME_MAX], bias[SSDF_TENSOR_NAME_MAX], blk[48];
+    memset(g, 0, sizeof *g);
+
+    add_layer(&b, SSDF_OP_CONV3X3, 32, 2, 1, SSDF_BUF_SLOT0, SSDF_BUF_NONE, PREFIX "Conv_weights",
+              PREFIX "Conv_Conv2D_bias");
+
+    for (int n = 0; n < 17; n++) {
+        int x = b.cur; /* block input, kept for the residual */
+        int residual = BLOCKS[n].stride == 1 && b.c == BLOCKS[n].out;
+        if (n == 0)
+            snprintf(blk, sizeof blk, PREFIX "expanded_conv");
+        else
+            snprintf(blk, sizeof blk, PREFIX "expanded_conv_%d", n);
+        if (BLOCKS[n].expand) {
+            snprintf(w, sizeof w, "%s_expand_weights", blk);
+            snprintf(bias, sizeof bias, "%s_expand_Conv2D_bias", blk);
+            add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].expand, 1, 1, free_slot(x, -1), SSDF_BUF_NONE, w,
+                      bias);
+            if (n == 13) add_heads(&b, 0, 3); /* block 13's expansion is feature map 0 */
+        }
+        snprintf(w, sizeof w, "%s_depthwise_depthwise_weights", blk);
+        snprintf(bias, sizeof bias, "%s_depthwise_depthwise_bias", blk);
+        add_layer(&b, SSDF_OP_DW3X3, b.c, BLOCKS[n].stride, 1, free_slot(x, b.cur), SSDF_BUF_NONE, w,
+                  bias);
+        snprintf(w, sizeof w, "%s_project_weights", blk);
+        snprintf(bias, sizeof bias, "%s_project_Conv2D_bias", blk);
+        add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].out, 1, 0, free_slot(x, b.cur),
+                  residual ? x : SSDF_BUF_NONE, w, bias);
+    }
+
+    add_layer(&b, SSDF_OP_CONV1X1, 1280, 1, 1, free_slot(b.cur, -1), SSDF_BUF_NONE,
+              PREFIX "Conv_1_weights", PREFIX "Conv_1_Conv2D_bias");
+    add_heads(&b, 1, 6);
+
+    for (int k = 2; k <= 5; k++) {
+        int mid = EXTRAS[k - 2].mid, out = EXTRAS[k - 2].out;
+        snprintf(w, sizeof w, PREFIX "layer_19_1_Conv2d_%d_1x1_%d_weights", k, mid);
+        snprintf(bias, sizeof bias, PREFIX "layer_19_1_Conv2d_%d_1x1_%d_Conv2D_bias", k, mid);
+        add_layer(&b, SSDF_OP_CONV1X1, mid, 1, 1, free_slot(b.cur, -1), SSDF_BUF_NONE, w, bias);
+        snprintf(w, sizeof w, PREFIX "layer_19_2_Conv2d_%d_3x3_s2_%d_weights", k, out);
+        snprintf(bias, sizeof bias, PREFIX "layer_19_2_Conv2d_%d_3x3_s2_%d_Conv2D_bias", k, out);
+        add_layer(&b, SSDF_OP_CONV3X3, out, 2, 1, free_slot(b.cur, -1), SSDF_BUF_NONE, w, bias);
+        add_heads(&b, k, 6);
+    }
+}
+
+static ssdf_graph the_graph;
+static pthread_once_t the_graph_once = PTHREAD_ONCE_INIT;
+static void build_once(void) { build(&the_graph); }
+
+const ssdf_graph *ssdf_graph_get(void) {
+    pthread_once(&the_graph_once, build_once);
+    return &the_graph;
+}
+
+int ssdf_graph_find_tensor(const ssdf_graph *g, const char *name) {
+    for (int i = 0; i < g->n_tensors; i++)
+        if (strcmp(g->tensors[i].name, name) == 0) return i;
+    return -1;
+}

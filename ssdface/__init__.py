@@ -1,0 +1,21 @@
+"""ssdface: a small, fast CPU face detector.
+
+>>> import ssdface
+>>> detector = ssdface.Detector()
+>>> faces = detector.detect("photo.jpg")   # [Face(box=(xmin, ymin, xmax, ymax), score=...)]
+"""
+
+from .detector import Detector, Face, preprocess
+from .weights import BlobError, WeightsNotFoundError, pack_weights
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BlobError",
+    "Detector",
+    "Face",
+    "WeightsNotFoundError",
+    "__version__",
+    "pack_weights",
+    "preprocess",
+]

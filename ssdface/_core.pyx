@@ -1,0 +1,504 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Thin Cython layer over the C core in ``csrc/``.
+
+Everything here checks its arguments (dtype, shape, contiguity) before any C
+code sees a pointer, and releases the GIL around the real work. The public,
+friendlier API lives in :mod:`ssdface.detector`; this module is private.
+"""
+
+import threading
+
+import numpy as np
+
+from libc.stdint cimport uint8_t, uint64_t
+from libc.stdlib cimport free, malloc
+
+
+cdef extern from "common.h":
+    ctypedef struct ssdf_error:
+        char msg[256]
+    int SSDF_OK, SSDF_ERR_FORMAT, SSDF_ERR_VALUE, SSDF_ERR_NOMEM
+
+cdef extern from "checksum.h":
+    uint64_t ssdf_xxh64(const void *data, size_t len, uint64_t seed) nogil
+
+cdef extern from "graph.h":
+    enum:
+        SSDF_MAX_TENSORS
+        SSDF_NUM_ANCHORS
+        SSDF_INPUT_SIZE
+    ctypedef struct ssdf_tensor_spec:
+        char name[88]
+        int kind
+        int ndim
+        int shape[4]
+    ctypedef struct ssdf_layer:
+        int op, stride, relu6, in_h, in_w, in_c, out_h, out_w, out_c
+        int pad_top, pad_left, src, dst, res
+        size_t dst_offset
+        int weight, bias
+    ctypedef struct ssdf_graph:
+        ssdf_tensor_spec tensors[160]
+        int n_tensors
+        ssdf_layer layers[80]
+        int n_layers
+    const ssdf_graph *ssdf_graph_get()
+    int ssdf_same_out(int inp, int stride)
+    int ssdf_same_pad_before(int inp, int out, int k, int stride)
+
+cdef extern from "pack.h":
+    size_t ssdf_source_floats(const ssdf_tensor_spec *t)
+    size_t ssdf_packed_floats(const ssdf_tensor_spec *t)
+    void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, float *dst) nogil
+
+cdef extern from "blob.h":
+    ctypedef struct ssdf_blob_info:
+        unsigned int version
+        unsigned int tensor_count
+        uint64_t payload_size
+        uint64_t file_size
+        uint64_t checksum
+        char model_name[33]
+    int SSDF_BLOB_VERSION
+    size_t ssdf_blob_size(const ssdf_graph *g)
+    void ssdf_blob_write(const ssdf_graph *g, const float *const *sources, uint8_t *out) nogil
+
+cdef extern from "kernels.h":
+    ctypedef struct ssdf_conv_params:
+        int in_h, in_w, in_c, out_h, out_w, out_c, stride, pad_top, pad_left, relu6
+    ctypedef void (*ssdf_conv_fn)(const ssdf_conv_params *p, const float *inp, const float *w,
+                                  const float *bias, const float *res, float *out) noexcept nogil
+    ctypedef struct ssdf_kernel_table:
+        const char *name
+        ssdf_conv_fn conv3x3
+        ssdf_conv_fn dw3x3
+        ssdf_conv_fn conv1x1
+    const ssdf_kernel_table ssdf_kernels_reference
+    const ssdf_kernel_table ssdf_kernels_generic
+
+cdef extern from "postprocess.h":
+    ctypedef struct ssdf_face:
+        float xmin, ymin, xmax, ymax, score
+        int anchor
+    int ssdf_postprocess(const float *boxes, const float *logits, const float *anchors,
+                         float score_threshold, float iou_threshold, int max_faces, float width,
+                         float height, ssdf_face *faces) nogil
+
+cdef extern from "resize.h":
+    int ssdf_resize_normalize(const unsigned char *src, int height, int width, int channels,
+                              Py_ssize_t row_stride, int out_h, int out_w, float *dst,
+                              ssdf_error *err) nogil
+
+cdef extern from "engine.h":
+    ctypedef struct ssdf_engine:
+        pass
+    int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, ssdf_error *err)
+    void ssdf_engine_destroy(ssdf_engine *e)
+    const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e)
+    void ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k)
+    const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e)
+    int ssdf_engine_forward(ssdf_engine *e, const float *inp, float *boxes, float *logits,
+                            ssdf_error *err) nogil
+    int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, int width,
+                           int channels, Py_ssize_t row_stride, float score_threshold,
+                           float iou_threshold, int max_faces, ssdf_face *faces, int *n_faces,
+                           ssdf_error *err) nogil
+    const float *ssdf_engine_anchors(const ssdf_engine *e)
+    size_t ssdf_engine_arena_bytes(const ssdf_engine *e)
+
+
+NUM_ANCHORS = SSDF_NUM_ANCHORS
+INPUT_SIZE = SSDF_INPUT_SIZE
+BLOB_VERSION = SSDF_BLOB_VERSION
+
+KIND_NAMES = {1: "bias", 2: "conv3x3", 3: "depthwise3x3", 4: "conv1x1"}
+
+
+class BlobError(ValueError):
+    """The weights blob is malformed, corrupt, truncated or of another version."""
+
+
+cdef raise_error(int code, ssdf_error *err):
+    msg = err.msg.decode("utf-8", "replace")
+    if code == SSDF_ERR_FORMAT:
+        raise BlobError(msg)
+    if code == SSDF_ERR_NOMEM:
+        raise MemoryError(msg)
+    raise ValueError(msg)
+
+
+cdef _kernel_table(str name):
+    """Map a kernel table name onto the C table (as an integer address)."""
+    if name == "reference":
+        return <size_t>&ssdf_kernels_reference
+    if name == "generic":
+        return <size_t>&ssdf_kernels_generic
+    raise ValueError(f"unknown kernel set {name!r}; expected one of {kernel_sets()}")
+
+
+def kernel_sets():
+    """Names of the kernel tables this build has, reference first."""
+    return ["reference", "generic"]
+
+
+def tensor_specs():
+    """The weight tensors the network reads, in blob order.
+
+    Returns a list of ``(name, kind, shape)``: ``name`` is the ``.npy`` file
+    name without extension, ``shape`` the source (TFLite) shape.
+    """
+    cdef const ssdf_graph *g = ssdf_graph_get()
+    out = []
+    for i in range(g.n_tensors):
+        t = &g.tensors[i]
+        out.append((t.name.decode(), KIND_NAMES[t.kind],
+                    tuple(t.shape[d] for d in range(t.ndim))))
+    return out
+
+
+def layers():
+    """The layer table as a list of dicts (for tests, profiling and docs)."""
+    cdef const ssdf_graph *g = ssdf_graph_get()
+    ops = {1: "conv3x3", 2: "depthwise3x3", 3: "conv1x1"}
+    out = []
+    for i in range(g.n_layers):
+        L = &g.layers[i]
+        out.append(dict(op=ops[L.op], stride=L.stride, relu6=bool(L.relu6),
+                        in_shape=(L.in_h, L.in_w, L.in_c), out_shape=(L.out_h, L.out_w, L.out_c),
+                        pad=(L.pad_top, L.pad_left), src=L.src, dst=L.dst, residual=L.res,
+                        dst_offset=L.dst_offset,
+                        weight=g.tensors[L.weight].name.decode(),
+                        bias=g.tensors[L.bias].name.decode()))
+    return out
+
+
+def xxh64(data, unsigned long long seed=0):
+    """XXH64 of a bytes-like object (the blob checksum)."""
+    cdef const uint8_t[::1] view = memoryview(data).cast("B")
+    cdef size_t n = view.shape[0]
+    cdef const uint8_t *p = &view[0] if n else NULL
+    cdef uint64_t h
+    with nogil:
+        h = ssdf_xxh64(p, n, seed)
+    return h
+
+
+def pack_blob(sources):
+    """Pack source tensors (graph order, float32, C-contiguous, exact shapes)
+    into a blob. Returns a 64-byte aligned ``uint8`` array."""
+    cdef const ssdf_graph *g = ssdf_graph_get()
+    cdef const float **ptrs
+    cdef const float[::1] flat
+    cdef size_t size
+    cdef uint8_t[::1] out_view
+    if len(sources) != g.n_tensors:
+        raise ValueError(f"expected {g.n_tensors} tensors, got {len(sources)}")
+    keep = []
+    ptrs = <const float **>malloc(sizeof(float *) * g.n_tensors)
+    if ptrs == NULL:
+        raise MemoryError()
+    try:
+        for i in range(g.n_tensors):
+            t = &g.tensors[i]
+            want = tuple(t.shape[d] for d in range(t.ndim))
+            arr = sources[i]
+            if not isinstance(arr, np.ndarray) or arr.dtype != np.float32:
+                raise TypeError(f"tensor {t.name.decode()}: expected a float32 array")
+            if arr.shape != want:
+                raise ValueError(f"tensor {t.name.decode()}: shape {arr.shape}, expected {want}")
+            arr = np.ascontiguousarray(arr)
+            keep.append(arr)
+            flat = arr.reshape(-1)
+            ptrs[i] = &flat[0]
+        size = ssdf_blob_size(g)
+        out = _aligned_empty(size)
+        out_view = out
+        with nogil:
+            ssdf_blob_write(g, ptrs, &out_view[0])
+        return out
+    finally:
+        free(ptrs)
+
+
+def _aligned_empty(size_t nbytes):
+    """A uint8 array of ``nbytes`` whose data starts on a 64-byte boundary."""
+    raw = np.empty(nbytes + 64, dtype=np.uint8)
+    start = (-raw.ctypes.data) % 64
+    return raw[start:start + nbytes]
+
+
+def _check_array(x, name, dtype, ndim):
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(x).__name__}")
+    if x.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype).name}, got {x.dtype}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name}: array is empty (shape {x.shape})")
+    return np.ascontiguousarray(x)
+
+
+def _check_image(image):
+    """A C-contiguous uint8 [H,W] or [H,W,C] array with C in (1, 3, 4)."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image: expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"image: expected dtype uint8, got {image.dtype}")
+    if image.ndim not in (2, 3):
+        raise ValueError(f"image: expected [H, W] or [H, W, C], got shape {image.shape}")
+    if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"image: expected 1, 3 or 4 channels, got {image.shape[2]}")
+    if image.size == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
+    if image.shape[0] > 2**30 or image.shape[1] * (image.shape[2] if image.ndim == 3 else 1) > 2**30:
+        raise ValueError(f"image is too large (shape {image.shape})")
+    return np.ascontiguousarray(image)
+
+
+cdef const ssdf_kernel_table *_table_ptr(str impl):
+    return <const ssdf_kernel_table *><size_t>_kernel_table(impl)
+
+
+def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl):
+    """Run one kernel on one HWC image. Weights in source (TFLite) layout;
+    they are packed with the same code the blob uses."""
+    cdef ssdf_tensor_spec spec
+    cdef ssdf_conv_params p
+    cdef const ssdf_kernel_table *table = _table_ptr(impl)
+    cdef ssdf_conv_fn fn
+    cdef const float[::1] xv, wv, bv, rv
+    cdef float[::1] ov
+    cdef const float *rp = NULL
+    cdef int k
+    x = _check_array(x, "x", np.float32, 3)
+    w = _check_array(w, "w", np.float32, 4)
+    b = _check_array(b, "b", np.float32, 1)
+    if stride not in (1, 2):
+        raise ValueError("stride must be 1 or 2")
+    h, wd, c = x.shape
+    if op == "dw":
+        if w.shape[0] != 1 or w.shape[1:] != (3, 3, c):
+            raise ValueError(f"depthwise weights must be [1,3,3,{c}], got {w.shape}")
+        cout, k, spec.kind, fn = c, 3, 3, table.dw3x3
+    else:
+        cout, k = w.shape[0], w.shape[1]
+        if w.shape[3] != c or w.shape[1] != w.shape[2] or k not in (1, 3):
+            raise ValueError(f"weights must be [O,3,3,{c}] or [O,1,1,{c}], got {w.shape}")
+        if k == 1 and stride != 1:
+            raise ValueError("1x1 convolutions have stride 1")
+        spec.kind = 4 if k == 1 else 2
+        fn = table.conv1x1 if k == 1 else table.conv3x3
+    if b.shape[0] != cout:
+        raise ValueError(f"bias must have {cout} elements, got {b.shape[0]}")
+    spec.ndim = 4
+    for d in range(4):
+        spec.shape[d] = w.shape[d]
+    packed = np.empty(ssdf_packed_floats(&spec), dtype=np.float32)
+    wv = w.reshape(-1)
+    ov = packed
+    ssdf_pack_tensor(&spec, &wv[0], &ov[0])
+
+    p.in_h, p.in_w, p.in_c = h, wd, c
+    p.out_h, p.out_w, p.out_c = ssdf_same_out(h, stride), ssdf_same_out(wd, stride), cout
+    p.stride, p.relu6 = stride, relu6
+    p.pad_top = ssdf_same_pad_before(h, p.out_h, k, stride)
+    p.pad_left = ssdf_same_pad_before(wd, p.out_w, k, stride)
+    out = np.empty((p.out_h, p.out_w, cout), dtype=np.float32)
+    if residual is not None:
+        if k != 1 or op == "dw":
+            raise ValueError("only 1x1 convolutions take a residual")
+        residual = _check_array(residual, "residual", np.float32, 3)
+        if residual.shape != out.shape:
+            raise ValueError(f"residual must have shape {out.shape}, got {residual.shape}")
+        rv = residual.reshape(-1)
+        rp = &rv[0]
+    xv = x.reshape(-1)
+    wv = packed
+    bv = b
+    ov = out.reshape(-1)
+    with nogil:
+        fn(&p, &xv[0], &wv[0], &bv[0], rp, &ov[0])
+    return out
+
+
+def conv2d(x, w, b, int stride=1, bint relu6=False, residual=None, str impl="generic"):
+    """3x3 (any stride) or 1x1 (stride 1) convolution with TF SAME padding.
+    ``x`` [H,W,Cin] float32, ``w`` OHWI, ``b`` [Cout]."""
+    return _conv("conv", x, w, b, stride, relu6, residual, impl)
+
+
+def depthwise_conv2d(x, w, b, int stride=1, bint relu6=False, str impl="generic"):
+    """Depthwise 3x3 convolution with TF SAME padding; ``w`` is [1,3,3,C]."""
+    return _conv("dw", x, w, b, stride, relu6, None, impl)
+
+
+def resize_normalize(image, int out_h=SSDF_INPUT_SIZE, int out_w=SSDF_INPUT_SIZE):
+    """uint8 image [H,W] or [H,W,C] (C in 1, 3, 4) -> float32 [out_h,out_w,3]
+    normalised network input (see csrc/resize.h for the filter)."""
+    cdef ssdf_error err
+    cdef const unsigned char[:, ::1] rows
+    cdef float[::1] ov
+    cdef int rc, h, w, c
+    if out_h <= 0 or out_w <= 0:
+        raise ValueError("output size must be positive")
+    image = _check_image(image)
+    h, w = image.shape[0], image.shape[1]
+    c = 1 if image.ndim == 2 else image.shape[2]
+    rows = image.reshape(h, -1)
+    out = np.empty((out_h, out_w, 3), dtype=np.float32)
+    ov = out.reshape(-1)
+    with nogil:
+        rc = ssdf_resize_normalize(&rows[0, 0], h, w, c, w * c, out_h, out_w, &ov[0], &err)
+    if rc:
+        raise_error(rc, &err)
+    return out
+
+
+cdef object _faces_array(ssdf_face *faces, int n):
+    out = np.empty((n, 6), dtype=np.float64)
+    for i in range(n):
+        out[i, 0] = faces[i].xmin
+        out[i, 1] = faces[i].ymin
+        out[i, 2] = faces[i].xmax
+        out[i, 3] = faces[i].ymax
+        out[i, 4] = faces[i].score
+        out[i, 5] = faces[i].anchor
+    return out
+
+
+def postprocess(boxes, logits, anchors, float score_threshold, float iou_threshold,
+                int max_faces, float width, float height):
+    """Decode + score + NMS on raw head outputs of one image.
+    Returns float64 [n, 6]: xmin, ymin, xmax, ymax (pixels), score, anchor."""
+    cdef const float[::1] bv, lv, av
+    cdef ssdf_face *faces
+    cdef int n
+    boxes = _check_array(boxes, "boxes", np.float32, 2)
+    logits = _check_array(logits, "logits", np.float32, 2)
+    anchors = _check_array(anchors, "anchors", np.float32, 2)
+    for arr, name, cols in ((boxes, "boxes", 4), (logits, "logits", 2), (anchors, "anchors", 4)):
+        if arr.shape != (SSDF_NUM_ANCHORS, cols):
+            raise ValueError(f"{name} must have shape ({SSDF_NUM_ANCHORS}, {cols}), got {arr.shape}")
+    if max_faces < 1:
+        raise ValueError("max_faces must be >= 1")
+    bv, lv, av = boxes.reshape(-1), logits.reshape(-1), anchors.reshape(-1)
+    faces = <ssdf_face *>malloc(sizeof(ssdf_face) * max_faces)
+    if faces == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            n = ssdf_postprocess(&bv[0], &lv[0], &av[0], score_threshold, iou_threshold,
+                                 max_faces, width, height, faces)
+        return _faces_array(faces, n)
+    finally:
+        free(faces)
+
+
+cdef class Engine:
+    """A validated blob plus its activation arena. Calls on one engine are
+    serialised by a lock (the arena is shared), and run without the GIL."""
+
+    cdef ssdf_engine *_engine
+    cdef object _buffer
+    cdef object _lock
+
+    def __cinit__(self, buffer):
+        cdef const uint8_t[::1] view
+        cdef ssdf_error err
+        cdef int rc
+        self._engine = NULL
+        view = memoryview(buffer).cast("B")
+        if view.shape[0] == 0:
+            raise BlobError("the weights blob is empty")
+        rc = ssdf_engine_create(&self._engine, &view[0], view.shape[0], &err)
+        if rc:
+            raise_error(rc, &err)
+        self._buffer = buffer  # the engine reads weights from it in place
+        self._lock = threading.Lock()
+
+    def __dealloc__(self):
+        if self._engine != NULL:
+            ssdf_engine_destroy(self._engine)
+            self._engine = NULL
+
+    @property
+    def info(self):
+        """Blob header facts: version, tensor count, sizes, checksum, model name."""
+        cdef const ssdf_blob_info *i = ssdf_engine_info(self._engine)
+        return dict(version=i.version, tensor_count=i.tensor_count,
+                    payload_size=i.payload_size, file_size=i.file_size,
+                    checksum=i.checksum, model_name=i.model_name.decode())
+
+    @property
+    def arena_bytes(self):
+        return ssdf_engine_arena_bytes(self._engine)
+
+    @property
+    def kernels(self):
+        """Name of the kernel table in use."""
+        return ssdf_engine_kernels(self._engine).name.decode()
+
+    @kernels.setter
+    def kernels(self, str name):
+        cdef const ssdf_kernel_table *t = _table_ptr(name)
+        with self._lock:
+            ssdf_engine_set_kernels(self._engine, t)
+
+    def anchors(self):
+        """Anchors (yc, xc, h, w), float32 [1917, 4]."""
+        cdef const float *a = ssdf_engine_anchors(self._engine)
+        return np.asarray(<const float[:SSDF_NUM_ANCHORS * 4]>a).reshape(SSDF_NUM_ANCHORS, 4).copy()
+
+    def forward(self, x):
+        """float32 [N,300,300,3] -> (float32 [N,1917,4], float32 [N,1917,2])."""
+        cdef const float[:, ::1] xv
+        cdef float[:, ::1] bv, lv
+        cdef ssdf_error err
+        cdef int rc = 0, i, n
+        x = _check_array(x, "x", np.float32, 4)
+        if x.shape[1:] != (SSDF_INPUT_SIZE, SSDF_INPUT_SIZE, 3):
+            raise ValueError(f"x must have shape [N, {SSDF_INPUT_SIZE}, {SSDF_INPUT_SIZE}, 3], "
+                             f"got {list(x.shape)}")
+        n = x.shape[0]
+        xv = x.reshape(n, -1)
+        boxes = np.empty((n, SSDF_NUM_ANCHORS, 4), dtype=np.float32)
+        logits = np.empty((n, SSDF_NUM_ANCHORS, 2), dtype=np.float32)
+        bv = boxes.reshape(n, -1)
+        lv = logits.reshape(n, -1)
+        with self._lock:
+            with nogil:
+                for i in range(n):
+                    rc = ssdf_engine_forward(self._engine, &xv[i, 0], &bv[i, 0], &lv[i, 0], &err)
+                    if rc:
+                        break
+        if rc:
+            raise_error(rc, &err)
+        return boxes, logits
+
+    def detect(self, image, float score_threshold, float iou_threshold, int max_faces):
+        """uint8 image [H,W] / [H,W,C] -> float64 [n, 6] faces (see postprocess)."""
+        cdef const unsigned char[:, ::1] rows
+        cdef ssdf_face *faces
+        cdef ssdf_error err
+        cdef int rc, n = 0, h, w, c
+        image = _check_image(image)
+        if max_faces < 1:
+            raise ValueError("max_faces must be >= 1")
+        h, w = image.shape[0], image.shape[1]
+        c = 1 if image.ndim == 2 else image.shape[2]
+        rows = image.reshape(h, -1)
+        faces = <ssdf_face *>malloc(sizeof(ssdf_face) * max_faces)
+        if faces == NULL:
+            raise MemoryError()
+        try:
+            with self._lock:
+                with nogil:
+                    rc = ssdf_engine_detect(self._engine, &rows[0, 0], h, w, c, w * c,
+                                            score_threshold, iou_threshold, max_faces,
+                                            faces, &n, &err)
+            if rc:
+                raise_error(rc, &err)
+            return _faces_array(faces, n)
+        finally:
+            free(faces)

@@ -1,0 +1,147 @@
+"""The public face detection API."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from . import _core
+from .image import as_image_array
+from .weights import open_engine
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+INPUT_SIZE = _core.INPUT_SIZE
+NUM_ANCHORS = _core.NUM_ANCHORS
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face.
+
+    ``box`` is ``(xmin, ymin, xmax, ymax)`` in pixels of the image given to
+    :meth:`Detector.detect`, clipped to it; ``score`` is the face probability.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+
+
+def preprocess(image: Any) -> np.ndarray:
+    """The exact network input :meth:`Detector.detect` computes for ``image``.
+
+    The image is resized to 300x300 (aspect ratio not kept, as the model was
+    trained) with an antialiased triangle filter: bilinear interpolation when
+    enlarging, a weighted average over each output pixel's footprint when
+    shrinking (Pillow's BILINEAR filter, computed in float). Then
+    ``x = (v - 127.5) / 127.5``. Gray is replicated to RGB; alpha is dropped.
+
+    Returns float32 ``[1, 300, 300, 3]``.
+    """
+    return _core.resize_normalize(as_image_array(image))[None]
+
+
+def _check_threshold(name: str, value: float) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+def _check_positive_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+class Detector:
+    """SSD MobileNetV2 face detector running on ssdface's C engine.
+
+    ``weights`` is a blob written by :func:`ssdface.pack_weights` (memory-
+    mapped) or a folder of the model's ``.npy`` files (packed in memory).
+    Without it the detector looks at ``$SSDFACE_WEIGHTS``, then at the blob
+    embedded at build time, then at the user cache folder.
+
+    One detector may be shared between threads: calls are serialised on it
+    (each call runs without the GIL, so other Python threads keep running).
+    Use one detector per thread to run inferences in parallel.
+    """
+
+    def __init__(
+        self,
+        weights: PathLike | None = None,
+        *,
+        score_threshold: float = 0.5,
+        iou_threshold: float = 0.6,
+        max_faces: int = 100,
+        num_threads: int = 1,
+    ) -> None:
+        self.score_threshold = _check_threshold("score_threshold", score_threshold)
+        self.iou_threshold = _check_threshold("iou_threshold", iou_threshold)
+        self.max_faces = _check_positive_int("max_faces", max_faces)
+        self.num_threads = _check_positive_int("num_threads", num_threads)
+        self._engine, self.weights_path = open_engine(weights)
+
+    def __repr__(self) -> str:
+        return (
+            f"Detector(weights={str(self.weights_path)!r}, score_threshold="
+            f"{self.score_threshold}, iou_threshold={self.iou_threshold}, "
+            f"max_faces={self.max_faces}, num_threads={self.num_threads})"
+        )
+
+    @property
+    def weights_info(self) -> dict[str, Any]:
+        """Facts from the weights blob header (version, sizes, checksum)."""
+        return self._engine.info
+
+    def detect(self, image: Any) -> list[Face]:
+        """Find the faces in ``image``, highest score first.
+
+        ``image``: an ``HxWx3`` uint8 RGB array of any size, ``HxW`` gray,
+        ``HxWx4`` RGBA, a path (str or PathLike), or a PIL image.
+        """
+        array = as_image_array(image)
+        rows = self._engine.detect(
+            array, self.score_threshold, self.iou_threshold, self.max_faces
+        )
+        return [
+            Face(box=(float(r[0]), float(r[1]), float(r[2]), float(r[3])), score=float(r[4]))
+            for r in rows
+        ]
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run the network on normalised input.
+
+        ``x``: float32 ``[N, 300, 300, 3]`` (see :func:`preprocess`). Returns
+        the raw box encodings ``[N, 1917, 4]`` and class logits ``[N, 1917, 2]``
+        (background, face), concatenated in anchor order.
+        """
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"x must be a numpy array, got {type(x).__name__}")
+        if x.dtype != np.float32:
+            raise TypeError(f"x must have dtype float32, got {x.dtype}")
+        if x.ndim != 4 or x.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
+            hint = " (add a batch axis: x[None])" if x.shape == (INPUT_SIZE, INPUT_SIZE, 3) else ""
+            raise ValueError(
+                f"x must have shape [N, {INPUT_SIZE}, {INPUT_SIZE}, 3], got {list(x.shape)}{hint}"
+            )
+        if x.shape[0] == 0:
+            raise ValueError("x is empty (batch size 0)")
+        return self._engine.forward(x)
+
+    def anchors(self) -> np.ndarray:
+        """The 1917 anchors as ``(yc, xc, h, w)``, normalised, float32."""
+        return self._engine.anchors()
+
+
+def default_weights() -> Path:
+    """Where a ``Detector()`` without arguments would read its weights."""
+    from .weights import find_weights
+
+    return find_weights(None)

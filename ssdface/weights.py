@@ -1,0 +1,156 @@
+"""Finding, validating, packing and loading the model weights.
+
+The network reads one blob: every tensor packed in the layout the kernels use,
+with a checksummed header (format in ``csrc/blob.h``). A blob is written once
+from the model's 144 ``.npy`` files with :func:`pack_weights` (or
+``ssdface pack``) and memory-mapped at start-up.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from . import _core
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+BLOB_NAME = "ssd_mobilenetv2_face.blob"
+ENV_VAR = "SSDFACE_WEIGHTS"
+
+BlobError = _core.BlobError
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """No weights were given and none were found in the usual places."""
+
+
+def embedded_blob_path() -> Path:
+    """Where the build puts the blob when it found the weights."""
+    return Path(__file__).resolve().parent / "data" / BLOB_NAME
+
+
+def cache_dir() -> Path:
+    """The per-user cache folder (``$XDG_CACHE_HOME/ssdface`` or ``~/.cache/ssdface``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ssdface"
+
+
+def cached_blob_path() -> Path:
+    """The blob ``ssdface pack SRC`` writes when no destination is given."""
+    return cache_dir() / BLOB_NAME
+
+
+def find_weights(weights: PathLike | None = None) -> Path:
+    """Resolve where the weights come from.
+
+    Order: the argument, ``$SSDFACE_WEIGHTS``, the blob embedded in the
+    installed package, the blob in the cache folder. Each may be a blob file
+    or a folder of ``.npy`` files.
+    """
+    if weights is not None:
+        path = Path(os.fspath(weights))
+        if not path.exists():
+            raise FileNotFoundError(f"weights not found: {path}")
+        return path
+    env = os.environ.get(ENV_VAR)
+    if env:
+        path = Path(env)
+        if not path.exists():
+            raise FileNotFoundError(f"${ENV_VAR} points to {path}, which does not exist")
+        return path
+    for path in (embedded_blob_path(), cached_blob_path()):
+        if path.is_file():
+            return path
+    raise WeightsNotFoundError(
+        "no model weights found. Pass Detector(weights=PATH) (a blob or the folder of .npy "
+        f"files), set ${ENV_VAR}, install ssdface with ${ENV_VAR} pointing at the .npy folder "
+        f"so the build embeds them, or run `ssdface pack NPY_DIR` to write {cached_blob_path()}"
+    )
+
+
+def tensor_specs() -> list[tuple[str, str, tuple[int, ...]]]:
+    """``(name, layout kind, shape)`` of every tensor the network reads, in blob order."""
+    return _core.tensor_specs()
+
+
+def read_npy_dir(src_dir: PathLike) -> list[np.ndarray]:
+    """Read and check the model's ``.npy`` files, in blob order.
+
+    Every file must exist, be a plain float32 array of the expected shape and
+    hold only finite values; errors name the file.
+    """
+    src = Path(os.fspath(src_dir))
+    if not src.is_dir():
+        raise NotADirectoryError(f"not a folder of .npy files: {src}")
+    arrays = []
+    for name, _kind, shape in tensor_specs():
+        path = src / f"{name}.npy"
+        if not path.is_file():
+            raise FileNotFoundError(f"missing weight file: {path}")
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as exc:  # numpy raises several types for a bad file
+            raise ValueError(f"{path}: not a readable .npy file ({exc})") from exc
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f" or arr.dtype.itemsize != 4:
+            raise ValueError(f"{path}: dtype {getattr(arr, 'dtype', type(arr))}, expected float32")
+        if arr.shape != shape:
+            raise ValueError(f"{path}: shape {arr.shape}, expected {shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{path}: holds NaN or infinite values")
+        arrays.append(np.ascontiguousarray(arr, dtype=np.float32))
+    return arrays
+
+
+def pack_bytes(src_dir: PathLike) -> np.ndarray:
+    """Pack a folder of ``.npy`` files into an in-memory blob (aligned uint8 array)."""
+    return _core.pack_blob(read_npy_dir(src_dir))
+
+
+def pack_weights(src_dir: PathLike, dst_path: PathLike) -> Path:
+    """Write the blob for the ``.npy`` files in ``src_dir`` to ``dst_path``.
+
+    The file is written next to its destination and renamed into place, so a
+    reader never sees a half-written blob. Returns the destination path.
+    """
+    blob = pack_bytes(src_dir)
+    dst = Path(os.fspath(dst_path))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob.tobytes())
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return dst
+
+
+def map_blob(path: PathLike) -> mmap.mmap:
+    """Memory-map a blob file read-only (validation happens in the engine)."""
+    path = Path(os.fspath(path))
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise BlobError(f"{path}: file is empty, not a weights blob")
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def open_engine(weights: PathLike | None = None) -> tuple[_core.Engine, Path]:
+    """Build an engine from a blob file or a folder of ``.npy`` files."""
+    path = find_weights(weights)
+    if path.is_dir():
+        buffer = pack_bytes(path)
+    else:
+        buffer = map_blob(path)
+    try:
+        return _core.Engine(buffer), path
+    except BlobError as exc:
+        raise BlobError(f"{path}: {exc}") from None
