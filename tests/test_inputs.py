@@ -1,0 +1,163 @@
+"""Bad input gets a clear Python exception, never a crash or a silent wrong
+answer; odd-but-valid input gets the right answer."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import ssdface
+
+# --- detect / preprocess -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "image,exc,message",
+    [
+        (np.zeros((50, 50, 3), np.float32), TypeError, "uint8"),
+        (np.zeros((50, 50, 3), np.int64), TypeError, "uint8"),
+        (np.zeros((50, 50, 3), bool), TypeError, "uint8"),
+        (np.zeros((50, 50, 2), np.uint8), ValueError, "channels"),
+        (np.zeros((50, 50, 5), np.uint8), ValueError, "channels"),
+        (np.zeros(50, np.uint8), ValueError, "HxW"),
+        (np.zeros((2, 50, 50, 3), np.uint8), ValueError, "HxW"),
+        (np.zeros((0, 50, 3), np.uint8), ValueError, "empty"),
+        (np.zeros((50, 0), np.uint8), ValueError, "empty"),
+        ([[0, 1], [2, 3]], TypeError, "numpy array"),
+        (None, TypeError, "numpy array"),
+        (b"\xff\xd8", TypeError, "numpy array"),
+    ],
+)
+def test_bad_images(detector, image, exc, message):
+    with pytest.raises(exc, match=message):
+        detector.detect(image)
+    with pytest.raises(exc, match=message):
+        ssdface.preprocess(image)
+
+
+def test_bad_image_files(detector, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        detector.detect(tmp_path / "missing.jpg")
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image at all")
+    with pytest.raises(OSError, match="junk.jpg"):
+        detector.detect(str(junk))
+    with pytest.raises(OSError):
+        detector.detect(tmp_path)  # a folder
+
+
+def test_non_contiguous_and_odd_layouts(detector, photos):
+    img = photos["group_selfie"]
+    expect = detector.detect(np.ascontiguousarray(img[::2, ::2]))
+    assert len(expect) == 4
+    assert detector.detect(img[::2, ::2]) == expect  # strided view
+    assert detector.detect(np.asfortranarray(img[::2, ::2])) == expect
+    bgr_view = img[:, :, ::-1]  # negative strides; a different (BGR) image
+    np.testing.assert_array_equal(ssdface.preprocess(bgr_view),
+                                  ssdface.preprocess(np.ascontiguousarray(bgr_view)))
+    gray = np.ascontiguousarray(img[:, :, 1])
+    assert detector.detect(gray[:, :, None]) == detector.detect(gray)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 1), (1, 5000, 3), (3000, 2, 4), (299, 301, 3)])
+def test_extreme_sizes(detector, shape):
+    img = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    faces = detector.detect(img)
+    h, w = shape[:2]
+    for f in faces:
+        assert 0 <= f.box[0] <= f.box[2] <= w and 0 <= f.box[1] <= f.box[3] <= h
+    x = ssdface.preprocess(img)
+    assert x.shape == (1, 300, 300, 3) and x.dtype == np.float32
+    assert np.all(np.abs(x) <= 1.0 + 1e-6)
+
+
+# --- forward -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "x,exc,message",
+    [
+        (np.zeros((1, 300, 300, 3), np.float64), TypeError, "float32"),
+        (np.zeros((1, 300, 300, 3), np.uint8), TypeError, "float32"),
+        (np.zeros((300, 300, 3), np.float32), ValueError, r"x\[None\]"),
+        (np.zeros((1, 300, 300, 4), np.float32), ValueError, "shape"),
+        (np.zeros((1, 299, 300, 3), np.float32), ValueError, "shape"),
+        (np.zeros((0, 300, 300, 3), np.float32), ValueError, "empty"),
+        ([[0.0]], TypeError, "numpy array"),
+    ],
+)
+def test_bad_forward_inputs(detector, x, exc, message):
+    with pytest.raises(exc, match=message):
+        detector.forward(x)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_forward_input(detector, bad):
+    x = np.zeros((2, 300, 300, 3), np.float32)
+    x[1, 150, 7, 2] = bad
+    with pytest.raises(ValueError, match="non-finite"):
+        detector.forward(x)
+
+
+def test_forward_non_contiguous(detector):
+    rng = np.random.default_rng(3)
+    big = rng.uniform(-1, 1, (2, 300, 300, 6)).astype(np.float32)
+    view = big[:, :, :, ::2]
+    boxes, logits = detector.forward(view)
+    expect = detector.forward(np.ascontiguousarray(view))
+    np.testing.assert_array_equal(boxes, expect[0])
+    np.testing.assert_array_equal(logits, expect[1])
+
+
+# --- Detector arguments --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc",
+    [
+        ({"score_threshold": -0.1}, ValueError),
+        ({"score_threshold": 1.5}, ValueError),
+        ({"score_threshold": float("nan")}, ValueError),
+        ({"iou_threshold": 2}, ValueError),
+        ({"iou_threshold": -1e-9}, ValueError),
+        ({"max_faces": 0}, ValueError),
+        ({"max_faces": 2.5}, TypeError),
+        ({"num_threads": 0}, ValueError),
+        ({"num_threads": "2"}, TypeError),
+        ({"num_threads": True}, TypeError),
+    ],
+)
+def test_bad_detector_arguments(weights_dir, kwargs, exc):
+    with pytest.raises(exc):
+        ssdface.Detector(weights_dir, **kwargs)
+
+
+def test_detector_arguments_accepted(weights_dir):
+    d = ssdface.Detector(weights_dir, score_threshold=0, iou_threshold=1, max_faces=1,
+                         num_threads=2)
+    assert "max_faces=1" in repr(d)
+
+
+# --- threads -------------------------------------------------------------------
+
+
+def test_one_detector_many_threads(detector, photos):
+    """Calls on one detector from 8 threads are serialised and all correct."""
+    images = [photos["group_selfie"], photos["portrait_padded"], photos["foliage_no_face"]]
+    expected = [detector.detect(img) for img in images]
+    errors: list[str] = []
+
+    def work(k: int) -> None:
+        for i in range(3):
+            j = (k + i) % 3
+            if detector.detect(images[j]) != expected[j]:
+                errors.append(f"thread {k} image {j}")
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

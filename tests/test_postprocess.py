@@ -1,0 +1,75 @@
+"""Anchors, box decoding and NMS in C against the NumPy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference
+
+from ssdface import _core
+
+
+def test_layer_table_matches_model_doc():
+    layers = _core.layers()
+    assert len(layers) == 72  # 60 backbone/extra convs + 12 heads
+    assert len(_core.tensor_specs()) == 144
+    heads = [L for L in layers if L["dst"] in (17, 18)]
+    assert sum(L["out_shape"][0] * L["out_shape"][1] * L["out_shape"][2] // 4
+               for L in heads if L["dst"] == 17) == 1917
+    # Spot checks against the MODEL.md table.
+    shapes = {L["weight"]: L["out_shape"] for L in layers}
+    p = "FeatureExtractor_MobilenetV2_"
+    assert shapes[p + "Conv_weights"] == (150, 150, 32)
+    assert shapes[p + "expanded_conv_3_project_weights"] == (38, 38, 32)
+    assert shapes[p + "expanded_conv_13_expand_weights"] == (19, 19, 576)
+    assert shapes[p + "Conv_1_weights"] == (10, 10, 1280)
+    assert shapes[p + "layer_19_2_Conv2d_5_3x3_s2_128_weights"] == (1, 1, 128)
+    residual = [L["weight"] for L in layers if L["residual"] >= 0]
+    assert len(residual) == 10  # blocks 2, 4, 5, 7, 8, 9, 11, 12, 14, 15
+
+
+def test_anchors(detector):
+    np.testing.assert_allclose(detector.anchors(), reference.anchors_reference(), atol=1e-6)
+
+
+def _random_head_outputs(rng, n_faces=40):
+    """Box encodings and logits with many overlapping high-score anchors."""
+    boxes = rng.normal(0, 1.5, (1917, 4)).astype(np.float32)
+    logits = rng.normal(-4, 2, (1917, 2)).astype(np.float32)
+    hot = rng.choice(1917, n_faces, replace=False)
+    logits[hot, 1] = rng.uniform(0, 6, n_faces)
+    return boxes, logits
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("params", [(0.5, 0.6, 100), (0.1, 0.3, 100), (0.0, 0.6, 20),
+                                    (0.5, 1.0, 100), (0.9, 0.0, 5)])
+def test_postprocess_matches_reference(seed, params):
+    score_thr, iou_thr, max_faces = params
+    rng = np.random.default_rng(seed)
+    boxes, logits = _random_head_outputs(rng)
+    anchors = reference.anchors_reference().astype(np.float32)
+    width, height = 640.0, 480.0
+    got = _core.postprocess(boxes, logits, anchors, score_thr, iou_thr, max_faces, width, height)
+
+    decoded = reference.decode_reference(boxes.astype(np.float64), anchors.astype(np.float64))
+    scores = reference.sigmoid_reference(logits[:, 1].astype(np.float64))
+    keep = reference.nms_reference(decoded, scores, score_thr, iou_thr, max_faces)
+    assert got[:, 5].astype(int).tolist() == list(keep)
+    np.testing.assert_allclose(got[:, 4], scores[keep], rtol=1e-5)
+    expect = np.stack([decoded[keep, 1] * width, decoded[keep, 0] * height,
+                       decoded[keep, 3] * width, decoded[keep, 2] * height], axis=1)
+    expect = np.clip(expect, 0, [width, height, width, height])
+    np.testing.assert_allclose(got[:, :4], expect, atol=1e-2)
+
+
+def test_postprocess_checks_shapes():
+    a = reference.anchors_reference().astype(np.float32)
+    z4, z2 = np.zeros((1917, 4), np.float32), np.zeros((1917, 2), np.float32)
+    with pytest.raises(ValueError, match="boxes"):
+        _core.postprocess(z4[:10], z2, a, 0.5, 0.6, 10, 1, 1)
+    with pytest.raises(ValueError, match="max_faces"):
+        _core.postprocess(z4, z2, a, 0.5, 0.6, 0, 1, 1)
+    # NaN logits never become faces.
+    nan = np.full((1917, 2), np.nan, np.float32)
+    assert len(_core.postprocess(z4, nan, a, 0.0, 0.6, 10, 1, 1)) == 0
