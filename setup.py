@@ -6,6 +6,7 @@ Compiler flags are safe for any CPU of the target architecture: no
 """
 
 import os
+import platform
 import subprocess
 import sys
 from glob import glob
@@ -52,19 +53,53 @@ class BuildExtEmbeddingWeights(build_ext):
         print(f"ssdface: embedded weights from {src} as {dst}")
 
 
+BASE_FLAGS = ["-O3", "-std=gnu11", "-Wall", "-Wno-unused-function"]
+
+# Kernel variants compiled with their own instruction-set flags; dispatch.c
+# runs each only on a CPU that has the instructions.
+X86_VARIANTS = {
+    "csrc/kernels/avx2.c": ["-mavx2", "-mfma"],
+    "csrc/kernels/avx512.c": ["-mavx512f", "-mavx2", "-mfma"],
+}
+
+
+def is_x86_64():
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
 def c_sources():
-    return sorted(glob(os.path.join("csrc", "*.c")))
+    """Core and portable kernel sources (compiled with the base flags)."""
+    files = glob(os.path.join("csrc", "*.c")) + glob(os.path.join("csrc", "kernels", "*.c"))
+    return sorted(f.replace(os.sep, "/") for f in files if f.replace(os.sep, "/")
+                  not in X86_VARIANTS)
+
+
+class BuildExt(BuildExtEmbeddingWeights):
+    """Compile the per-ISA kernel files with their flags, then link them in."""
+
+    def build_extension(self, ext):
+        if is_x86_64() and self.compiler.compiler_type == "unix":
+            objects = []
+            for source, flags in X86_VARIANTS.items():
+                objects += self.compiler.compile(
+                    [source], output_dir=self.build_temp, include_dirs=ext.include_dirs,
+                    macros=ext.define_macros, extra_postargs=BASE_FLAGS + flags,
+                    depends=glob("csrc/kernels/*.h"))
+            ext.extra_objects = objects
+        super().build_extension(ext)
 
 
 extension = Extension(
     "ssdface._core",
     sources=["ssdface/_core.pyx", *c_sources()],
     include_dirs=["csrc"],
-    extra_compile_args=["-O3", "-std=gnu11", "-Wall", "-Wno-unused-function"],
+    define_macros=[("SSDF_X86_KERNELS", "1")] if is_x86_64() else [],
+    extra_compile_args=BASE_FLAGS,
     extra_link_args=["-lpthread", "-lm"],
+    depends=glob("csrc/*.h") + glob("csrc/kernels/*.h"),
 )
 
 setup(
     ext_modules=cythonize([extension], compiler_directives={"language_level": "3"}),
-    cmdclass={"build_ext": BuildExtEmbeddingWeights},
+    cmdclass={"build_ext": BuildExt},
 )

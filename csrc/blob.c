@@ -68,7 +68,9 @@ void ssdf_blob_write(const ssdf_graph *g, const float *const *sources, uint8_t *
         wr64(e + 112, off);
         wr64(e + 120, bytes);
         /* Packing writes native floats: the reader refuses big-endian hosts. */
-        ssdf_pack_tensor(t, sources[i], (float *)(out + payload + off));
+        const int bias = ssdf_graph_bias_of(g, i);
+        ssdf_pack_tensor(t, sources[i], bias >= 0 ? sources[bias] : NULL,
+                         (float *)(out + payload + off));
         off += ssdf_round_up(bytes, SSDF_ALIGN);
     }
     wr64(out + 56, ssdf_xxh64(out + SSDF_BLOB_CHECKSUM_START, total - SSDF_BLOB_CHECKSUM_START, 0));

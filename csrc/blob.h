@@ -37,7 +37,7 @@
 #include "graph.h"
 
 #define SSDF_BLOB_MAGIC "SSDFBLOB"
-#define SSDF_BLOB_VERSION 1
+#define SSDF_BLOB_VERSION 2 /* 2: weights in 16-channel panels, bias first */
 #define SSDF_BLOB_HEADER_SIZE 128
 #define SSDF_BLOB_ENTRY_SIZE 128
 #define SSDF_BLOB_CHECKSUM_START 64

@@ -3,31 +3,51 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "resize.h"
+#include "threadpool.h"
+
+#define MAX_THREADS 256
 
 struct ssdf_engine {
     const ssdf_graph *graph;
     const ssdf_kernel_table *kernels;
+    ssdf_pool *pool;
+    int nthreads;
     uint8_t *blob_copy; /* owned copy when the caller's blob was misaligned */
     const float *tensors[SSDF_MAX_TENSORS];
     ssdf_blob_info info;
-    /* Arena: the slots, then the detect path's input and output buffers. */
+    /* Arena: the slots, the detect path's buffers, then per-thread scratch. */
     float *arena;
     size_t arena_bytes;
     float *slots[SSDF_NUM_SLOTS];
     float *input, *boxes, *logits;
+    float *scratch[MAX_THREADS];
     float anchors[SSDF_NUM_ANCHORS * 4];
 };
 
-int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, ssdf_error *err) {
-    ssdf_engine *e = calloc(1, sizeof *e);
-    size_t offsets[SSDF_NUM_SLOTS + 3], total = 0;
+/* Arguments of one forward pass, shared by the threads running it. */
+typedef struct {
+    ssdf_engine *e;
+    const float *input;
+    float *boxes, *logits;
+    double *seconds; /* per-layer times, or NULL */
+} forward_job;
+
+int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int num_threads,
+                       ssdf_error *err) {
+    ssdf_engine *e;
+    size_t offsets[SSDF_NUM_SLOTS + 3], total = 0, scratch_floats = 0;
     int rc;
     *out = NULL;
-    if (!e) return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory");
+    if (num_threads < 1 || num_threads > MAX_THREADS)
+        return ssdf_fail(err, SSDF_ERR_VALUE, "num_threads must be in [1, %d], got %d",
+                         MAX_THREADS, num_threads);
+    if (!(e = calloc(1, sizeof *e))) return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory");
     e->graph = ssdf_graph_get();
-    e->kernels = &ssdf_kernels_generic;
+    e->kernels = ssdf_kernels_best();
+    e->nthreads = num_threads;
 
     if ((uintptr_t)blob % SSDF_ALIGN != 0) {
         if (!(e->blob_copy = ssdf_aligned_alloc(size))) {
@@ -54,6 +74,14 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, ssdf
     total += ssdf_round_up(sizeof(float) * SSDF_NUM_ANCHORS * 4, SSDF_ALIGN);
     offsets[SSDF_NUM_SLOTS + 2] = total;
     total += ssdf_round_up(sizeof(float) * SSDF_NUM_ANCHORS * 2, SSDF_ALIGN);
+    for (int l = 0; l < e->graph->n_layers; l++) {
+        const ssdf_layer *L = &e->graph->layers[l];
+        if (L->op == SSDF_OP_CONV3X3 && ssdf_conv_scratch_floats(L->in_c) > scratch_floats)
+            scratch_floats = ssdf_conv_scratch_floats(L->in_c);
+    }
+    const size_t scratch_bytes = ssdf_round_up(scratch_floats * sizeof(float), SSDF_ALIGN);
+    const size_t scratch_at = total;
+    total += scratch_bytes * (size_t)num_threads;
     if (!(e->arena = ssdf_aligned_alloc(total))) {
         ssdf_engine_destroy(e);
         return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory for the %zu-byte arena", total);
@@ -63,6 +91,13 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, ssdf
     e->input = (float *)((char *)e->arena + offsets[SSDF_NUM_SLOTS]);
     e->boxes = (float *)((char *)e->arena + offsets[SSDF_NUM_SLOTS + 1]);
     e->logits = (float *)((char *)e->arena + offsets[SSDF_NUM_SLOTS + 2]);
+    for (int t = 0; t < num_threads; t++)
+        e->scratch[t] = (float *)((char *)e->arena + scratch_at + (size_t)t * scratch_bytes);
+
+    if (!(e->pool = ssdf_pool_create(num_threads))) {
+        ssdf_engine_destroy(e);
+        return ssdf_fail(err, SSDF_ERR_NOMEM, "could not start %d threads", num_threads);
+    }
     ssdf_anchors(e->graph, e->anchors);
     *out = e;
     return SSDF_OK;
@@ -70,50 +105,106 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, ssdf
 
 void ssdf_engine_destroy(ssdf_engine *e) {
     if (!e) return;
+    ssdf_pool_destroy(e->pool);
     ssdf_aligned_free(e->arena);
     ssdf_aligned_free(e->blob_copy);
     free(e);
 }
 
 const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e) { return &e->info; }
+int ssdf_engine_threads(const ssdf_engine *e) { return e->nthreads; }
 void ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k) { e->kernels = k; }
 const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e) { return e->kernels; }
 const float *ssdf_engine_anchors(const ssdf_engine *e) { return e->anchors; }
 size_t ssdf_engine_arena_bytes(const ssdf_engine *e) { return e->arena_bytes; }
 
-static float *resolve(ssdf_engine *e, int buf, const float *input, float *boxes, float *logits) {
+static float *resolve(const ssdf_engine *e, int buf, const forward_job *job) {
     switch (buf) {
-    case SSDF_BUF_INPUT: return (float *)input;
-    case SSDF_BUF_BOXES: return boxes;
-    case SSDF_BUF_CLASSES: return logits;
+    case SSDF_BUF_INPUT: return (float *)job->input;
+    case SSDF_BUF_BOXES: return job->boxes;
+    case SSDF_BUF_CLASSES: return job->logits;
     case SSDF_BUF_NONE: return NULL;
     default: return e->slots[buf - SSDF_BUF_SLOT0];
     }
 }
 
-int ssdf_engine_forward(ssdf_engine *e, const float *input, float *boxes, float *logits,
-                        ssdf_error *err) {
+/* Thread t's share of a layer: a range of output pixels when there are
+ * enough row tiles for every thread to get several, else a range of output
+ * channels (the small deep layers: 10x10, 5x5, ...). */
+static void layer_share(const ssdf_layer *L, int tile_m, int t, int T, size_t *m0, size_t *m1,
+                        int *n0, int *n1) {
+    const size_t M = (size_t)L->out_h * L->out_w;
+    const size_t tiles = (M + tile_m - 1) / tile_m;
+    const int panels = (L->out_c + SSDF_PANEL - 1) / SSDF_PANEL;
+    *m0 = 0, *m1 = M, *n0 = 0, *n1 = L->out_c;
+    if (T == 1) return;
+    if (tiles >= 4 * (size_t)T || panels < T) {
+        *m0 = tiles * t / T * tile_m;
+        *m1 = tiles * (t + 1) / T * tile_m;
+        if (*m1 > M) *m1 = M;
+    } else { /* split panels in pairs so that wide tiles stay whole */
+        const int pairs = (panels + 1) / 2;
+        *n0 = pairs * t / T * 2 * SSDF_PANEL;
+        *n1 = pairs * (t + 1) / T * 2 * SSDF_PANEL;
+        if (*n1 > L->out_c) *n1 = L->out_c;
+        if (*n0 > L->out_c) *n0 = L->out_c;
+    }
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static void forward_region(void *ctx, int t, int T) {
+    const forward_job *job = ctx;
+    const ssdf_engine *e = job->e;
+    const ssdf_kernel_table *k = e->kernels;
+    for (int l = 0; l < e->graph->n_layers; l++) {
+        const ssdf_layer *L = &e->graph->layers[l];
+        const ssdf_conv_params p = {L->in_h,  L->in_w,   L->in_c,    L->out_h,   L->out_w,
+                                    L->out_c, L->stride, L->pad_top, L->pad_left, L->relu6};
+        const float *src = resolve(e, L->src, job);
+        const float *res = resolve(e, L->res, job);
+        float *dst = resolve(e, L->dst, job) + L->dst_offset;
+        const float *w = e->tensors[L->weight];
+        const double start = job->seconds && t == 0 ? now_seconds() : 0.0;
+        size_t m0, m1;
+        int n0, n1;
+        layer_share(L, k->tile_m, t, T, &m0, &m1, &n0, &n1);
+        if (m0 < m1 && n0 < n1) {
+            switch (L->op) {
+            case SSDF_OP_CONV3X3: k->conv3x3(&p, src, w, res, dst, m0, m1, n0, n1, e->scratch[t]); break;
+            case SSDF_OP_DW3X3: k->dw3x3(&p, src, w, res, dst, m0, m1, n0, n1, e->scratch[t]); break;
+            default: k->conv1x1(&p, src, w, res, dst, m0, m1, n0, n1, e->scratch[t]); break;
+            }
+        }
+        ssdf_pool_barrier(e->pool); /* the next layer reads what this one wrote */
+        if (job->seconds && t == 0) job->seconds[l] += now_seconds() - start;
+    }
+}
+
+static int run_forward(ssdf_engine *e, const float *input, float *boxes, float *logits,
+                       double *seconds, ssdf_error *err) {
     const size_t n_in = (size_t)SSDF_INPUT_SIZE * SSDF_INPUT_SIZE * 3;
+    forward_job job = {e, input, boxes, logits, seconds};
     for (size_t i = 0; i < n_in; i++)
         if (!isfinite(input[i]))
             return ssdf_fail(err, SSDF_ERR_VALUE, "input holds a non-finite value (NaN or inf) at "
                              "flat index %zu", i);
-
-    for (int l = 0; l < e->graph->n_layers; l++) {
-        const ssdf_layer *L = &e->graph->layers[l];
-        const ssdf_conv_params p = {L->in_h,  L->in_w,   L->in_c,    L->out_h, L->out_w,
-                                    L->out_c, L->stride, L->pad_top, L->pad_left, L->relu6};
-        const float *src = resolve(e, L->src, input, boxes, logits);
-        const float *res = resolve(e, L->res, input, boxes, logits);
-        float *dst = resolve(e, L->dst, input, boxes, logits) + L->dst_offset;
-        const float *w = e->tensors[L->weight], *b = e->tensors[L->bias];
-        switch (L->op) {
-        case SSDF_OP_CONV3X3: e->kernels->conv3x3(&p, src, w, b, res, dst); break;
-        case SSDF_OP_DW3X3: e->kernels->dw3x3(&p, src, w, b, res, dst); break;
-        default: e->kernels->conv1x1(&p, src, w, b, res, dst); break;
-        }
-    }
+    ssdf_pool_run(e->pool, forward_region, &job);
     return SSDF_OK;
+}
+
+int ssdf_engine_forward(ssdf_engine *e, const float *input, float *boxes, float *logits,
+                        ssdf_error *err) {
+    return run_forward(e, input, boxes, logits, NULL, err);
+}
+
+int ssdf_engine_profile(ssdf_engine *e, const float *input, float *boxes, float *logits,
+                        double *seconds, ssdf_error *err) {
+    return run_forward(e, input, boxes, logits, seconds, err);
 }
 
 int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, int width,

@@ -1,6 +1,6 @@
-/* The detector engine: a validated blob, the activation arena and the layer
- * loop. One engine runs one inference at a time (the arena is shared state);
- * callers serialise calls on the same engine. */
+/* The detector engine: a validated blob, the activation arena, a thread pool
+ * and the layer loop. One engine runs one inference at a time (the arena is
+ * shared state); callers serialise calls on the same engine. */
 #ifndef SSDF_ENGINE_H
 #define SSDF_ENGINE_H
 
@@ -9,19 +9,23 @@
 
 #include "blob.h"
 #include "common.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "postprocess.h"
 
 typedef struct ssdf_engine ssdf_engine;
 
-/* Validate `blob` and build an engine on it. The blob memory must outlive the
- * engine; it is used in place when 64-byte aligned and copied otherwise. */
-int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, ssdf_error *err);
+/* Validate `blob` and build an engine on it that runs on exactly
+ * `num_threads` threads (the caller's plus num_threads - 1 workers). The
+ * blob memory must outlive the engine; it is used in place when 64-byte
+ * aligned and copied otherwise. */
+int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int num_threads,
+                       ssdf_error *err);
 void ssdf_engine_destroy(ssdf_engine *e);
 
 const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e);
+int ssdf_engine_threads(const ssdf_engine *e);
 
-/* Choose the kernel table (reference or a fast one). */
+/* Choose the kernel table (the best supported one by default). */
 void ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k);
 const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e);
 
@@ -29,6 +33,10 @@ const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e);
  * Fails (SSDF_ERR_VALUE) on a non-finite input value. */
 int ssdf_engine_forward(ssdf_engine *e, const float *input, float *boxes, float *logits,
                         ssdf_error *err);
+
+/* Like forward, timing each layer: seconds[l] += its wall time. */
+int ssdf_engine_profile(ssdf_engine *e, const float *input, float *boxes, float *logits,
+                        double *seconds, ssdf_error *err);
 
 /* Image to faces: resize, forward and post-process using the engine's own
  * buffers. `faces` has room for `max_faces`; returns the count via *n_faces. */
@@ -40,7 +48,7 @@ int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, i
 /* Anchors (yc, xc, h, w) x 1917. */
 const float *ssdf_engine_anchors(const ssdf_engine *e);
 
-/* Bytes of activation memory the engine allocated. */
+/* Bytes of activation and scratch memory the engine allocated. */
 size_t ssdf_engine_arena_bytes(const ssdf_engine *e);
 
 #endif

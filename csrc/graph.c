@@ -177,3 +177,9 @@ int ssdf_graph_find_tensor(const ssdf_graph *g, const char *name) {
         if (strcmp(g->tensors[i].name, name) == 0) return i;
     return -1;
 }
+
+int ssdf_graph_bias_of(const ssdf_graph *g, int weight) {
+    for (int l = 0; l < g->n_layers; l++)
+        if (g->layers[l].weight == weight) return g->layers[l].bias;
+    return -1;
+}

@@ -71,6 +71,10 @@ typedef struct {
 /* The graph is built once and shared (it is immutable afterwards). */
 const ssdf_graph *ssdf_graph_get(void);
 
+/* Index of the bias tensor of the layer whose weights are tensor `weight`,
+ * or -1 when `weight` is not a layer's weights. */
+int ssdf_graph_bias_of(const ssdf_graph *g, int weight);
+
 /* Index of the tensor with this name, or -1. */
 int ssdf_graph_find_tensor(const ssdf_graph *g, const char *name);
 

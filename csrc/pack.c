@@ -2,32 +2,63 @@
 
 #include <string.h>
 
+#include "kernels/kernels.h"
+
+/* The GEMM view of a weight tensor: K rows (reduction) by N columns (output
+ * channels), and the strides of B[k][n] in the source array. */
+typedef struct {
+    size_t K, N, stride_k, stride_n;
+} gemm_view;
+
+static gemm_view view_of(const ssdf_tensor_spec *t) {
+    gemm_view v = {0, 0, 0, 0};
+    switch (t->kind) {
+    case SSDF_KIND_CONV1X1: /* OHWI [N,1,1,K] */
+    case SSDF_KIND_CONV3X3: /* OHWI [N,3,3,C]: k = (ky*3+kx)*C + c */
+        v.N = (size_t)t->shape[0];
+        v.K = ssdf_source_floats(t) / v.N;
+        v.stride_k = 1;
+        v.stride_n = v.K;
+        break;
+    case SSDF_KIND_DW3X3: /* [1,3,3,N]: k = tap */
+        v.N = (size_t)t->shape[3];
+        v.K = 9;
+        v.stride_k = v.N;
+        v.stride_n = 1;
+        break;
+    default:
+        break;
+    }
+    return v;
+}
+
 size_t ssdf_source_floats(const ssdf_tensor_spec *t) {
     size_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
     return n;
 }
 
-size_t ssdf_packed_floats(const ssdf_tensor_spec *t) { return ssdf_source_floats(t); }
-
-/* OHWI [O][K][K][I] -> [K][K][I][O] */
-static void pack_ohwi_to_hwio(const float *src, float *dst, int O, int K, int I) {
-    for (int o = 0; o < O; o++)
-        for (int k = 0; k < K * K; k++)
-            for (int i = 0; i < I; i++)
-                dst[((size_t)k * I + i) * O + o] = src[((size_t)o * K * K + k) * I + i];
+size_t ssdf_packed_floats(const ssdf_tensor_spec *t) {
+    if (t->kind == SSDF_KIND_BIAS) return ssdf_source_floats(t);
+    const gemm_view v = view_of(t);
+    return ssdf_panel_count(v.N) * ssdf_panel_floats(v.K);
 }
 
-void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, float *dst) {
-    switch (t->kind) {
-    case SSDF_KIND_CONV3X3:
-        pack_ohwi_to_hwio(src, dst, t->shape[0], 3, t->shape[3]);
-        break;
-    case SSDF_KIND_CONV1X1:
-        pack_ohwi_to_hwio(src, dst, t->shape[0], 1, t->shape[3]);
-        break;
-    default: /* BIAS and DW3X3 are already in kernel order */
+void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, const float *bias, float *dst) {
+    if (t->kind == SSDF_KIND_BIAS) {
         memcpy(dst, src, ssdf_source_floats(t) * sizeof(float));
-        break;
+        return;
+    }
+    const gemm_view v = view_of(t);
+    memset(dst, 0, ssdf_packed_floats(t) * sizeof(float));
+    for (size_t p = 0; p < ssdf_panel_count(v.N); p++) {
+        float *panel = dst + p * ssdf_panel_floats(v.K);
+        for (size_t j = 0; j < SSDF_PANEL; j++) {
+            const size_t n = p * SSDF_PANEL + j;
+            if (n >= v.N) break; /* padding columns stay zero */
+            panel[j] = bias[n];
+            for (size_t k = 0; k < v.K; k++)
+                panel[SSDF_PANEL * (k + 1) + j] = src[k * v.stride_k + n * v.stride_n];
+        }
     }
 }

@@ -1,5 +1,6 @@
-/* Packing of source (TFLite-layout) weight tensors into the layout the kernels
- * read. The blob stores packed tensors, so loading never repacks. */
+/* Packing of source (TFLite-layout) weight tensors into the layout the
+ * kernels read (kernels/kernels.h: 16-channel panels, bias first). The blob
+ * stores packed tensors, so loading never repacks. */
 #ifndef SSDF_PACK_H
 #define SSDF_PACK_H
 
@@ -13,12 +14,9 @@ size_t ssdf_source_floats(const ssdf_tensor_spec *t);
 /* Number of floats the packed tensor occupies. */
 size_t ssdf_packed_floats(const ssdf_tensor_spec *t);
 
-/* Packed layouts:
- *   BIAS     [O]          -> [O]
- *   CONV3X3  [O,3,3,I]    -> [3][3][I][O]   (output channels innermost)
- *   DW3X3    [1,3,3,C]    -> [3][3][C]
- *   CONV1X1  [O,1,1,I]    -> [I][O]         (a K x N GEMM operand)
- * `dst` must hold ssdf_packed_floats(t) floats. */
-void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, float *dst);
+/* Pack one tensor. For a weight tensor `bias` is its layer's bias (source
+ * layout), folded into the panels; for a bias tensor it is unused and the
+ * bias is stored as is. `dst` holds ssdf_packed_floats(t) floats. */
+void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, const float *bias, float *dst);
 
 #endif

@@ -6,6 +6,7 @@
 """
 
 from .detector import Detector, Face, preprocess
+from .isa import available_isas, best_isa, default_isa
 from .weights import BlobError, WeightsNotFoundError, pack_weights
 
 __version__ = "0.1.0"
@@ -16,6 +17,9 @@ __all__ = [
     "Face",
     "WeightsNotFoundError",
     "__version__",
+    "available_isas",
+    "best_isa",
+    "default_isa",
     "pack_weights",
     "preprocess",
 ]

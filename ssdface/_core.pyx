@@ -49,7 +49,8 @@ cdef extern from "graph.h":
 cdef extern from "pack.h":
     size_t ssdf_source_floats(const ssdf_tensor_spec *t)
     size_t ssdf_packed_floats(const ssdf_tensor_spec *t)
-    void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, float *dst) nogil
+    void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, const float *bias,
+                          float *dst) nogil
 
 cdef extern from "blob.h":
     ctypedef struct ssdf_blob_info:
@@ -63,18 +64,26 @@ cdef extern from "blob.h":
     size_t ssdf_blob_size(const ssdf_graph *g)
     void ssdf_blob_write(const ssdf_graph *g, const float *const *sources, uint8_t *out) nogil
 
-cdef extern from "kernels.h":
+cdef extern from "kernels/kernels.h":
     ctypedef struct ssdf_conv_params:
         int in_h, in_w, in_c, out_h, out_w, out_c, stride, pad_top, pad_left, relu6
     ctypedef void (*ssdf_conv_fn)(const ssdf_conv_params *p, const float *inp, const float *w,
-                                  const float *bias, const float *res, float *out) noexcept nogil
+                                  const float *res, float *out, size_t m0, size_t m1, int n0,
+                                  int n1, float *scratch) noexcept nogil
     ctypedef struct ssdf_kernel_table:
         const char *name
+        int tile_m
         ssdf_conv_fn conv3x3
         ssdf_conv_fn dw3x3
         ssdf_conv_fn conv1x1
-    const ssdf_kernel_table ssdf_kernels_reference
-    const ssdf_kernel_table ssdf_kernels_generic
+    ctypedef struct ssdf_kernel_choice:
+        const char *name
+        const ssdf_kernel_table *table
+        int supported
+    size_t ssdf_conv_scratch_floats(int in_c)
+    int ssdf_kernel_choices(ssdf_kernel_choice *out, int max)
+    const ssdf_kernel_table *ssdf_kernels_best()
+    const ssdf_kernel_table *ssdf_kernels_by_name(const char *name)
 
 cdef extern from "postprocess.h":
     ctypedef struct ssdf_face:
@@ -92,7 +101,11 @@ cdef extern from "resize.h":
 cdef extern from "engine.h":
     ctypedef struct ssdf_engine:
         pass
-    int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, ssdf_error *err)
+    int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int num_threads,
+                           ssdf_error *err)
+    int ssdf_engine_threads(const ssdf_engine *e)
+    int ssdf_engine_profile(ssdf_engine *e, const float *inp, float *boxes, float *logits,
+                            double *seconds, ssdf_error *err) nogil
     void ssdf_engine_destroy(ssdf_engine *e)
     const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e)
     void ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k)
@@ -127,18 +140,29 @@ cdef raise_error(int code, ssdf_error *err):
     raise ValueError(msg)
 
 
-cdef _kernel_table(str name):
-    """Map a kernel table name onto the C table (as an integer address)."""
-    if name == "reference":
-        return <size_t>&ssdf_kernels_reference
-    if name == "generic":
-        return <size_t>&ssdf_kernels_generic
-    raise ValueError(f"unknown kernel set {name!r}; expected one of {kernel_sets()}")
+def kernel_sets(bint supported_only=True):
+    """Kernel set names, reference first and best last: those this CPU can run
+    (default), or every set this build contains."""
+    cdef ssdf_kernel_choice choices[8]
+    cdef int n = ssdf_kernel_choices(choices, 8)
+    return [choices[i].name.decode() for i in range(min(n, 8))
+            if choices[i].supported or not supported_only]
 
 
-def kernel_sets():
-    """Names of the kernel tables this build has, reference first."""
-    return ["reference", "generic"]
+def best_kernel_set():
+    """The kernel set the engine picks on this CPU by default."""
+    return ssdf_kernels_best().name.decode()
+
+
+cdef const ssdf_kernel_table *_table_ptr(str name) except NULL:
+    cdef bytes key = name.encode()
+    cdef const ssdf_kernel_table *t = ssdf_kernels_by_name(key)
+    if t == NULL:
+        if name in kernel_sets(False):
+            raise ValueError(f"kernel set {name!r} needs instructions this CPU lacks; "
+                             f"this CPU runs {kernel_sets()}")
+        raise ValueError(f"unknown kernel set {name!r}; this build has {kernel_sets(False)}")
+    return t
 
 
 def tensor_specs():
@@ -256,11 +280,7 @@ def _check_image(image):
     return np.ascontiguousarray(image)
 
 
-cdef const ssdf_kernel_table *_table_ptr(str impl):
-    return <const ssdf_kernel_table *><size_t>_kernel_table(impl)
-
-
-def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl):
+def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
     """Run one kernel on one HWC image. Weights in source (TFLite) layout;
     they are packed with the same code the blob uses."""
     cdef ssdf_tensor_spec spec
@@ -268,9 +288,10 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl):
     cdef const ssdf_kernel_table *table = _table_ptr(impl)
     cdef ssdf_conv_fn fn
     cdef const float[::1] xv, wv, bv, rv
-    cdef float[::1] ov
+    cdef float[::1] ov, sv
     cdef const float *rp = NULL
-    cdef int k
+    cdef int k, n0, n1
+    cdef size_t m0, m1
     x = _check_array(x, "x", np.float32, 3)
     w = _check_array(w, "w", np.float32, 4)
     b = _check_array(b, "b", np.float32, 1)
@@ -296,15 +317,16 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl):
         spec.shape[d] = w.shape[d]
     packed = np.empty(ssdf_packed_floats(&spec), dtype=np.float32)
     wv = w.reshape(-1)
+    bv = b
     ov = packed
-    ssdf_pack_tensor(&spec, &wv[0], &ov[0])
+    ssdf_pack_tensor(&spec, &wv[0], &bv[0], &ov[0])
 
     p.in_h, p.in_w, p.in_c = h, wd, c
     p.out_h, p.out_w, p.out_c = ssdf_same_out(h, stride), ssdf_same_out(wd, stride), cout
     p.stride, p.relu6 = stride, relu6
     p.pad_top = ssdf_same_pad_before(h, p.out_h, k, stride)
     p.pad_left = ssdf_same_pad_before(wd, p.out_w, k, stride)
-    out = np.empty((p.out_h, p.out_w, cout), dtype=np.float32)
+    out = np.full((p.out_h, p.out_w, cout), np.nan, dtype=np.float32)
     if residual is not None:
         if k != 1 or op == "dw":
             raise ValueError("only 1x1 convolutions take a residual")
@@ -313,24 +335,38 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl):
             raise ValueError(f"residual must have shape {out.shape}, got {residual.shape}")
         rv = residual.reshape(-1)
         rp = &rv[0]
+    scratch = np.empty(ssdf_conv_scratch_floats(c), dtype=np.float32)
     xv = x.reshape(-1)
     wv = packed
-    bv = b
     ov = out.reshape(-1)
-    with nogil:
-        fn(&p, &xv[0], &wv[0], &bv[0], rp, &ov[0])
+    sv = scratch
+    # Optionally run the kernel piecewise, as threads do: `split` = (m_parts,
+    # n_parts) ranges of output pixels and of 16-channel panels.
+    m_parts, n_parts = split
+    M = p.out_h * p.out_w
+    panels = (cout + 15) // 16
+    for i in range(m_parts):
+        for j in range(n_parts):
+            m0, m1 = M * i // m_parts, M * (i + 1) // m_parts
+            n0, n1 = min(cout, panels * j // n_parts * 16), min(cout, panels * (j + 1) // n_parts * 16)
+            if m0 >= m1 or n0 >= n1:
+                continue
+            with nogil:
+                fn(&p, &xv[0], &wv[0], rp, &ov[0], m0, m1, n0, n1, &sv[0])
     return out
 
 
-def conv2d(x, w, b, int stride=1, bint relu6=False, residual=None, str impl="generic"):
+def conv2d(x, w, b, int stride=1, bint relu6=False, residual=None, str impl="scalar",
+           split=(1, 1)):
     """3x3 (any stride) or 1x1 (stride 1) convolution with TF SAME padding.
     ``x`` [H,W,Cin] float32, ``w`` OHWI, ``b`` [Cout]."""
-    return _conv("conv", x, w, b, stride, relu6, residual, impl)
+    return _conv("conv", x, w, b, stride, relu6, residual, impl, split)
 
 
-def depthwise_conv2d(x, w, b, int stride=1, bint relu6=False, str impl="generic"):
+def depthwise_conv2d(x, w, b, int stride=1, bint relu6=False, str impl="scalar",
+                     split=(1, 1)):
     """Depthwise 3x3 convolution with TF SAME padding; ``w`` is [1,3,3,C]."""
-    return _conv("dw", x, w, b, stride, relu6, None, impl)
+    return _conv("dw", x, w, b, stride, relu6, None, impl, split)
 
 
 def resize_normalize(image, int out_h=SSDF_INPUT_SIZE, int out_w=SSDF_INPUT_SIZE):
@@ -403,7 +439,7 @@ cdef class Engine:
     cdef object _buffer
     cdef object _lock
 
-    def __cinit__(self, buffer):
+    def __cinit__(self, buffer, int num_threads=1):
         cdef const uint8_t[::1] view
         cdef ssdf_error err
         cdef int rc
@@ -411,10 +447,12 @@ cdef class Engine:
         view = memoryview(buffer).cast("B")
         if view.shape[0] == 0:
             raise BlobError("the weights blob is empty")
-        rc = ssdf_engine_create(&self._engine, &view[0], view.shape[0], &err)
+        rc = ssdf_engine_create(&self._engine, &view[0], view.shape[0], num_threads, &err)
         if rc:
             raise_error(rc, &err)
-        self._buffer = buffer  # the engine reads weights from it in place
+        # The engine reads weights from the buffer in place: hold an export
+        # of it so that it can be neither freed nor closed (mmap) under us.
+        self._buffer = memoryview(buffer)
         self._lock = threading.Lock()
 
     def __dealloc__(self):
@@ -431,6 +469,10 @@ cdef class Engine:
                     checksum=i.checksum, model_name=i.model_name.decode())
 
     @property
+    def num_threads(self):
+        return ssdf_engine_threads(self._engine)
+
+    @property
     def arena_bytes(self):
         return ssdf_engine_arena_bytes(self._engine)
 
@@ -444,6 +486,31 @@ cdef class Engine:
         cdef const ssdf_kernel_table *t = _table_ptr(name)
         with self._lock:
             ssdf_engine_set_kernels(self._engine, t)
+
+    def profile(self, x, int repeats=1):
+        """Per-layer wall time in seconds (summed over `repeats` forwards of
+        one image ``x`` [1,300,300,3]), in layer-table order."""
+        cdef const float[::1] xv
+        cdef float[::1] bv, lv
+        cdef double[::1] tv
+        cdef ssdf_error err
+        cdef int rc = 0, i
+        x = _check_array(x, "x", np.float32, 4)
+        if x.shape != (1, SSDF_INPUT_SIZE, SSDF_INPUT_SIZE, 3):
+            raise ValueError("x must have shape [1, 300, 300, 3]")
+        times = np.zeros(len(layers()), dtype=np.float64)
+        boxes = np.empty(SSDF_NUM_ANCHORS * 4, dtype=np.float32)
+        logits = np.empty(SSDF_NUM_ANCHORS * 2, dtype=np.float32)
+        xv, bv, lv, tv = x.reshape(-1), boxes, logits, times
+        with self._lock:
+            with nogil:
+                for i in range(repeats):
+                    rc = ssdf_engine_profile(self._engine, &xv[0], &bv[0], &lv[0], &tv[0], &err)
+                    if rc:
+                        break
+        if rc:
+            raise_error(rc, &err)
+        return times
 
     def anchors(self):
         """Anchors (yc, xc, h, w), float32 [1917, 4]."""

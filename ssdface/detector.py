@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _core
 from .image import as_image_array
+from .isa import resolve_isa
 from .weights import open_engine
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -68,6 +69,11 @@ class Detector:
     Without it the detector looks at ``$SSDFACE_WEIGHTS``, then at the blob
     embedded at build time, then at the user cache folder.
 
+    ``num_threads`` is exactly the number of threads one inference runs on
+    (the calling thread plus a persistent pool of ``num_threads - 1``).
+    ``isa`` forces a kernel variant (see :mod:`ssdface.isa`); by default
+    ``$SSDFACE_ISA`` or the best one this CPU runs.
+
     One detector may be shared between threads: calls are serialised on it
     (each call runs without the GIL, so other Python threads keep running).
     Use one detector per thread to run inferences in parallel.
@@ -81,19 +87,27 @@ class Detector:
         iou_threshold: float = 0.6,
         max_faces: int = 100,
         num_threads: int = 1,
+        isa: str | None = None,
     ) -> None:
         self.score_threshold = _check_threshold("score_threshold", score_threshold)
         self.iou_threshold = _check_threshold("iou_threshold", iou_threshold)
         self.max_faces = _check_positive_int("max_faces", max_faces)
         self.num_threads = _check_positive_int("num_threads", num_threads)
-        self._engine, self.weights_path = open_engine(weights)
+        isa = resolve_isa(isa)
+        self._engine, self.weights_path = open_engine(weights, self.num_threads)
+        self._engine.kernels = isa
 
     def __repr__(self) -> str:
         return (
             f"Detector(weights={str(self.weights_path)!r}, score_threshold="
             f"{self.score_threshold}, iou_threshold={self.iou_threshold}, "
-            f"max_faces={self.max_faces}, num_threads={self.num_threads})"
+            f"max_faces={self.max_faces}, num_threads={self.num_threads}, isa={self.isa!r})"
         )
+
+    @property
+    def isa(self) -> str:
+        """The kernel variant this detector runs."""
+        return self._engine.kernels
 
     @property
     def weights_info(self) -> dict[str, Any]:

@@ -143,7 +143,9 @@ def map_blob(path: PathLike) -> mmap.mmap:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-def open_engine(weights: PathLike | None = None) -> tuple[_core.Engine, Path]:
+def open_engine(
+    weights: PathLike | None = None, num_threads: int = 1
+) -> tuple[_core.Engine, Path]:
     """Build an engine from a blob file or a folder of ``.npy`` files."""
     path = find_weights(weights)
     if path.is_dir():
@@ -151,6 +153,6 @@ def open_engine(weights: PathLike | None = None) -> tuple[_core.Engine, Path]:
     else:
         buffer = map_blob(path)
     try:
-        return _core.Engine(buffer), path
+        return _core.Engine(buffer, num_threads), path
     except BlobError as exc:
         raise BlobError(f"{path}: {exc}") from None

@@ -9,7 +9,7 @@ import reference
 
 from ssdface import _core
 
-FAST = [name for name in _core.kernel_sets() if name != "reference"]
+FAST = [name for name in _core.kernel_sets() if name != "reference"]  # every variant this CPU runs
 TOL = 1e-5  # relative L2, float32 fast path vs reference
 
 

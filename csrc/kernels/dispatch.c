@@ -1,0 +1,67 @@
+/* Runtime choice of kernels by CPU feature, in the spirit of NumPy's and
+ * XNNPACK's dispatch: the extension contains every variant, each compiled
+ * with its own flags, and runs only those the CPU and OS support. */
+#include <string.h>
+
+#include "kernels.h"
+
+#if defined(SSDF_X86_KERNELS)
+#include <cpuid.h>
+
+/* XCR0: which register states the OS saves on context switches. */
+static unsigned long long xgetbv0(void) {
+    unsigned int lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+
+enum { HAS_AVX2_FMA = 1, HAS_AVX512F = 2 };
+
+static int x86_features(void) {
+    unsigned int a, b, c, d;
+    int f = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx) return 0;
+    const unsigned long long xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return 0; /* XMM and YMM state */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (((b >> 5) & 1) && fma) f |= HAS_AVX2_FMA;
+    /* AVX-512F plus opmask, ZMM_Hi256 and Hi16_ZMM state */
+    if (((b >> 16) & 1) && (xcr0 & 0xE0) == 0xE0 && (f & HAS_AVX2_FMA)) f |= HAS_AVX512F;
+    return f;
+}
+#endif
+
+int ssdf_kernel_choices(ssdf_kernel_choice *out, int max) {
+    int n = 0;
+#define ADD(NAME, TABLE, OK)                                                                 \
+    if (n < max) out[n] = (ssdf_kernel_choice){NAME, TABLE, OK};                          \
+    n++;
+    ADD("reference", &ssdf_kernels_reference, 1)
+    ADD("scalar", &ssdf_kernels_scalar, 1)
+#if defined(SSDF_X86_KERNELS)
+    const int f = x86_features();
+    ADD("avx2", &ssdf_kernels_avx2, (f & HAS_AVX2_FMA) != 0)
+    ADD("avx512", &ssdf_kernels_avx512, (f & HAS_AVX512F) != 0)
+#endif
+#undef ADD
+    return n;
+}
+
+const ssdf_kernel_table *ssdf_kernels_best(void) {
+    ssdf_kernel_choice c[8];
+    const ssdf_kernel_table *best = &ssdf_kernels_scalar;
+    int n = ssdf_kernel_choices(c, 8);
+    for (int i = 1; i < n && i < 8; i++)
+        if (c[i].supported) best = c[i].table;
+    return best;
+}
+
+const ssdf_kernel_table *ssdf_kernels_by_name(const char *name) {
+    ssdf_kernel_choice c[8];
+    int n = ssdf_kernel_choices(c, 8);
+    for (int i = 0; i < n && i < 8; i++)
+        if (strcmp(c[i].name, name) == 0) return c[i].supported ? c[i].table : NULL;
+    return NULL;
+}

@@ -1,0 +1,87 @@
+/* Convolution kernels and their per-ISA variants.
+ *
+ * Every operation exists as a plain reference kernel (reference.c: direct
+ * loops, double accumulation, obviously correct) and as fast variants built
+ * from one driver (conv_driver.h) with a microkernel per instruction set:
+ * scalar.c (portable C), avx2.c (AVX2+FMA), avx512.c (AVX-512F). Each
+ * variant is compiled with its own flags and picked at run time (dispatch.c),
+ * so the extension runs on any CPU of its architecture.
+ *
+ * Tensors are one image, HWC, float32, channels innermost. Weights use the
+ * packed "panel" layout below. Kernels fuse bias, an optional residual add
+ * (1x1 only) and an optional ReLU6, in that order. */
+#ifndef SSDF_KERNELS_H
+#define SSDF_KERNELS_H
+
+#include <stddef.h>
+
+/* Packed weights: output channels in panels of SSDF_PANEL, each panel the
+ * panel's biases followed by K rows of SSDF_PANEL weights, zero padded past
+ * the last channel. K is in_c for a 1x1 conv, 9 * in_c for a 3x3 conv (row
+ * index (ky * 3 + kx) * in_c + ci) and 9 for a depthwise conv (the taps). A
+ * panel is a multiple of 64 bytes, so every panel is cache-line aligned. */
+#define SSDF_PANEL 16
+
+static inline size_t ssdf_panel_floats(size_t k) { return SSDF_PANEL * (k + 1); }
+static inline size_t ssdf_panel_count(size_t n) { return (n + SSDF_PANEL - 1) / SSDF_PANEL; }
+
+typedef struct {
+    int in_h, in_w, in_c;
+    int out_h, out_w, out_c;
+    int stride;
+    int pad_top, pad_left;
+    int relu6;
+} ssdf_conv_params;
+
+/* One kernel call computes output pixels [m0, m1) (raster order over
+ * out_h x out_w) and output channels [n0, n1); n0 is a multiple of
+ * SSDF_PANEL, n1 is one or out_c. `res` (1x1 only) may be NULL and has the
+ * output's shape. `scratch` holds ssdf_conv_scratch_floats() floats, private
+ * to the calling thread. `out` must not alias `in` or `res`. */
+typedef void (*ssdf_conv_fn)(const ssdf_conv_params *p, const float *in, const float *w,
+                             const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
+                             float *scratch);
+
+typedef struct {
+    const char *name;
+    int tile_m; /* output pixels per microkernel tile: the unit of work splits */
+    ssdf_conv_fn conv3x3; /* full 3x3 conv, any stride */
+    ssdf_conv_fn dw3x3;   /* depthwise 3x3, any stride */
+    ssdf_conv_fn conv1x1; /* pointwise, stride 1 */
+} ssdf_kernel_table;
+
+/* Largest tile a variant may use, and the im2col chunk budget (floats) of
+ * the 3x3 conv: together they bound the per-thread scratch. */
+#define SSDF_MAX_TILE_M 16
+#define SSDF_IM2COL_FLOATS (96 * 1024)
+
+static inline size_t ssdf_conv_scratch_floats(int in_c) {
+    const size_t tile = (size_t)SSDF_MAX_TILE_M * 9 * (size_t)in_c;
+    return tile > SSDF_IM2COL_FLOATS ? tile : SSDF_IM2COL_FLOATS;
+}
+
+extern const ssdf_kernel_table ssdf_kernels_reference;
+extern const ssdf_kernel_table ssdf_kernels_scalar;
+#if defined(SSDF_X86_KERNELS)
+extern const ssdf_kernel_table ssdf_kernels_avx2;
+extern const ssdf_kernel_table ssdf_kernels_avx512;
+#endif
+
+/* Runtime dispatch (dispatch.c). Kernel sets by name: "reference", "scalar",
+ * "avx2", "avx512". */
+typedef struct {
+    const char *name;
+    const ssdf_kernel_table *table;
+    int supported; /* this CPU and OS can run it */
+} ssdf_kernel_choice;
+
+/* Every kernel set this build has, reference first, best last. */
+int ssdf_kernel_choices(ssdf_kernel_choice *out, int max);
+
+/* The fastest supported set. */
+const ssdf_kernel_table *ssdf_kernels_best(void);
+
+/* The set with this name, or NULL when unknown or unsupported here. */
+const ssdf_kernel_table *ssdf_kernels_by_name(const char *name);
+
+#endif

@@ -1,0 +1,82 @@
+/* Reference kernels: the definition of each operation, written for clarity
+ * rather than speed, with double accumulation. Tests hold every fast variant
+ * to these. */
+#include "kernels.h"
+
+/* Packed-panel accessors (see kernels.h). */
+static double bias_at(const float *w, size_t K, int n) {
+    return w[(size_t)(n / SSDF_PANEL) * ssdf_panel_floats(K) + n % SSDF_PANEL];
+}
+static double weight_at(const float *w, size_t K, size_t k, int n) {
+    return w[(size_t)(n / SSDF_PANEL) * ssdf_panel_floats(K) + SSDF_PANEL * (k + 1) +
+             n % SSDF_PANEL];
+}
+
+static float finish(double acc, int relu6) {
+    if (relu6) {
+        if (acc < 0.0) acc = 0.0;
+        if (acc > 6.0) acc = 6.0;
+    }
+    return (float)acc;
+}
+
+/* Input value at (iy, ix, c), zero outside the image (the SAME padding). */
+static double at(const ssdf_conv_params *p, const float *in, int iy, int ix, int c) {
+    if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) return 0.0;
+    return in[((size_t)iy * p->in_w + ix) * p->in_c + c];
+}
+
+static void ref_conv3x3(const ssdf_conv_params *p, const float *in, const float *w,
+                        const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
+                        float *scratch) {
+    const size_t K = 9 * (size_t)p->in_c;
+    (void)res, (void)scratch;
+    for (size_t m = m0; m < m1; m++) {
+        const int oy = (int)(m / p->out_w), ox = (int)(m % p->out_w);
+        for (int o = n0; o < n1; o++) {
+            double acc = bias_at(w, K, o);
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++)
+                    for (int i = 0; i < p->in_c; i++)
+                        acc += at(p, in, oy * p->stride + ky - p->pad_top,
+                                  ox * p->stride + kx - p->pad_left, i) *
+                               weight_at(w, K, (size_t)(ky * 3 + kx) * p->in_c + i, o);
+            out[m * p->out_c + o] = finish(acc, p->relu6);
+        }
+    }
+}
+
+static void ref_dw3x3(const ssdf_conv_params *p, const float *in, const float *w,
+                      const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
+                      float *scratch) {
+    (void)res, (void)scratch;
+    for (size_t m = m0; m < m1; m++) {
+        const int oy = (int)(m / p->out_w), ox = (int)(m % p->out_w);
+        for (int c = n0; c < n1; c++) {
+            double acc = bias_at(w, 9, c);
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++)
+                    acc += at(p, in, oy * p->stride + ky - p->pad_top,
+                              ox * p->stride + kx - p->pad_left, c) *
+                           weight_at(w, 9, (size_t)(ky * 3 + kx), c);
+            out[m * p->out_c + c] = finish(acc, p->relu6);
+        }
+    }
+}
+
+static void ref_conv1x1(const ssdf_conv_params *p, const float *in, const float *w,
+                        const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
+                        float *scratch) {
+    const size_t K = (size_t)p->in_c;
+    (void)scratch;
+    for (size_t m = m0; m < m1; m++)
+        for (int o = n0; o < n1; o++) {
+            double acc = bias_at(w, K, o);
+            for (size_t k = 0; k < K; k++) acc += (double)in[m * K + k] * weight_at(w, K, k, o);
+            if (res) acc += res[m * p->out_c + o];
+            out[m * p->out_c + o] = finish(acc, p->relu6);
+        }
+}
+
+const ssdf_kernel_table ssdf_kernels_reference = {"reference", 1, ref_conv3x3, ref_dw3x3,
+                                                  ref_conv1x1};

@@ -1,0 +1,105 @@
+"""Kernel variants and threads: every variant this CPU runs, on the whole
+network, against the float64 reference; work split in pieces as the thread
+pool splits it; results independent of the thread count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference
+
+import ssdface
+from ssdface import _core
+
+VARIANTS = ssdface.available_isas()  # includes "reference"
+
+
+def rel_l2(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def photo_input(photos):
+    return ssdface.preprocess(photos["group_selfie"])
+
+
+@pytest.fixture(scope="module")
+def photo_reference(ref_cache, photo_input):
+    return ref_cache.forward("isa:group_selfie", lambda: photo_input.astype(np.float64))
+
+
+@pytest.mark.parametrize("isa", VARIANTS)
+def test_whole_network_per_variant(weights_dir, photo_input, photo_reference, isa):
+    det = ssdface.Detector(weights_dir, isa=isa)
+    assert det.isa == isa
+    boxes, logits = det.forward(photo_input)
+    assert rel_l2(boxes, photo_reference[0]) <= 1e-4
+    assert rel_l2(logits, photo_reference[1]) <= 1e-4
+
+
+@pytest.mark.parametrize("isa", [v for v in VARIANTS if v != "reference"])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_give_identical_results(weights_dir, photo_input, isa, threads):
+    one = ssdface.Detector(weights_dir, isa=isa, num_threads=1).forward(photo_input)
+    det = ssdface.Detector(weights_dir, isa=isa, num_threads=threads)
+    for _ in range(3):  # the pool is reused across calls
+        many = det.forward(photo_input)
+        np.testing.assert_array_equal(one[0], many[0])
+        np.testing.assert_array_equal(one[1], many[1])
+
+
+def test_threads_batch_and_detect(weights_dir, photos):
+    det = ssdface.Detector(weights_dir, num_threads=2)
+    assert len(det.detect(photos["group_selfie"])) == 4
+    x = np.concatenate([ssdface.preprocess(photos[k]) for k in sorted(photos)])
+    batch = det.forward(x)
+    for i, k in enumerate(sorted(photos)):
+        single = det.forward(ssdface.preprocess(photos[k]))
+        np.testing.assert_array_equal(batch[0][i], single[0][0])
+
+
+@pytest.mark.parametrize("isa", [v for v in VARIANTS if v != "reference"])
+@pytest.mark.parametrize("split", [(3, 1), (1, 3), (2, 2), (7, 1)])
+@pytest.mark.parametrize("op", ["conv1x1", "conv3x3", "dw"])
+def test_kernels_in_pieces(isa, split, op):
+    """A kernel run on sub-ranges of pixels and channels (as the thread pool
+    splits a layer) writes every output exactly as one whole call does."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, (9, 11, 40)).astype(np.float32)
+    b = rng.uniform(-1, 1, 70 if op != "dw" else 40).astype(np.float32)
+    if op == "dw":
+        w = rng.standard_normal((1, 3, 3, 40)).astype(np.float32)
+        whole = _core.depthwise_conv2d(x, w, b, 2, True, impl=isa)
+        parts = _core.depthwise_conv2d(x, w, b, 2, True, impl=isa, split=split)
+    else:
+        k = 1 if op == "conv1x1" else 3
+        w = rng.standard_normal((70, k, k, 40)).astype(np.float32)
+        stride = 1 if k == 1 else 2
+        whole = _core.conv2d(x, w, b, stride, True, impl=isa)
+        parts = _core.conv2d(x, w, b, stride, True, impl=isa, split=split)
+    assert not np.isnan(parts).any()  # outputs start as NaN: all were written
+    np.testing.assert_array_equal(whole, parts)
+
+
+def test_isa_selection(weights_dir, monkeypatch):
+    assert ssdface.best_isa() == VARIANTS[-1]
+    assert ssdface.default_isa() in VARIANTS
+    monkeypatch.setenv("SSDFACE_ISA", "scalar")
+    assert ssdface.default_isa() == "scalar"
+    assert ssdface.Detector(weights_dir).isa == "scalar"
+    monkeypatch.setenv("SSDFACE_ISA", "mmx")
+    with pytest.raises(ValueError, match="unknown ISA"):
+        ssdface.Detector(weights_dir)
+    monkeypatch.delenv("SSDFACE_ISA")
+    assert ssdface.default_isa() == ssdface.best_isa()
+    with pytest.raises(ValueError, match="unknown ISA"):
+        ssdface.Detector(weights_dir, isa="sse9")
+
+
+def test_reference_kernels_are_the_yardstick(photo_input, photo_reference, weights_dir):
+    """The C reference kernels alone agree with float64 NumPy to ~1e-6."""
+    det = ssdface.Detector(weights_dir, isa="reference")
+    boxes, logits = det.forward(photo_input)
+    assert rel_l2(boxes, photo_reference[0]) <= 1e-5
+    assert rel_l2(logits, photo_reference[1]) <= 1e-5
