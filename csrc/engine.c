@@ -128,17 +128,21 @@ static float *resolve(const ssdf_engine *e, int buf, const forward_job *job) {
     }
 }
 
-/* Thread t's share of a layer: a range of output pixels when there are
- * enough row tiles for every thread to get several, else a range of output
- * channels (the small deep layers: 10x10, 5x5, ...). */
+/* Thread t's share of a layer. Output pixels are split when the input (A)
+ * outweighs the weights (B) and there are enough row tiles for every thread
+ * to get several; otherwise output channels are split, so that each thread
+ * streams only its part of B (the deep layers: 19x19, 10x10, 5x5 ...). */
 static void layer_share(const ssdf_layer *L, int tile_m, int t, int T, size_t *m0, size_t *m1,
                         int *n0, int *n1) {
     const size_t M = (size_t)L->out_h * L->out_w;
     const size_t tiles = (M + tile_m - 1) / tile_m;
     const int panels = (L->out_c + SSDF_PANEL - 1) / SSDF_PANEL;
+    const size_t a_floats = (size_t)L->in_h * L->in_w * L->in_c;
+    const size_t b_floats = (size_t)L->in_c * L->out_c * (L->op == SSDF_OP_CONV3X3 ? 9 : 1);
+    const int split_m = tiles >= 4 * (size_t)T && (a_floats >= b_floats || panels < 2 * T);
     *m0 = 0, *m1 = M, *n0 = 0, *n1 = L->out_c;
     if (T == 1) return;
-    if (tiles >= 4 * (size_t)T || panels < T) {
+    if (split_m || panels < T) {
         *m0 = tiles * t / T * tile_m;
         *m1 = tiles * (t + 1) / T * tile_m;
         if (*m1 > M) *m1 = M;

@@ -161,33 +161,198 @@ static void conv1x1(const ssdf_conv_params *p, const float *in, const float *w,
          n1);
 }
 
-/* 3x3 conv: im2col a chunk of output pixels into scratch (zeros where the
- * window leaves the image), then the same GEMM. */
-static void conv3x3(const ssdf_conv_params *p, const float *in, const float *w,
-                    const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
-                    float *scratch) {
-    const size_t C = (size_t)p->in_c, K = 9 * C, N = (size_t)p->out_c;
+/* Copy the 3x3xC window of output pixel (oy, ox) into dst (9*C floats),
+ * zeros where it leaves the image. Plain loops, not memcpy: C is 3 for the
+ * first layer, where call overhead would dominate. */
+static void im2col_pixel(const ssdf_conv_params *p, const float *in, int oy, int ox, float *dst) {
+    const size_t C = (size_t)p->in_c;
+    for (int ky = 0; ky < 3; ky++) {
+        const int iy = oy * p->stride + ky - p->pad_top;
+        for (int kx = 0; kx < 3; kx++, dst += C) {
+            const int ix = ox * p->stride + kx - p->pad_left;
+            if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+                for (size_t c = 0; c < C; c++) dst[c] = 0.0f;
+            } else {
+                const float *src = in + ((size_t)iy * p->in_w + ix) * C;
+                for (size_t c = 0; c < C; c++) dst[c] = src[c];
+            }
+        }
+    }
+}
+
+/* 3x3 conv, general path: im2col a chunk of output pixels into scratch, then
+ * the same (column-blocked) GEMM as the 1x1 conv. */
+static void conv3x3_im2col(const ssdf_conv_params *p, const float *in, const float *w,
+                           float *out, size_t m0, size_t m1, int n0, int n1, float *scratch) {
+    const size_t K = 9 * (size_t)p->in_c, N = (size_t)p->out_c;
     size_t chunk = SSDF_IM2COL_FLOATS / K;
-    (void)res;
     if (chunk < TILE_M) chunk = TILE_M;
     for (size_t m = m0; m < m1; m += chunk) {
         const size_t rows = m1 - m < chunk ? m1 - m : chunk;
-        for (size_t r = 0; r < rows; r++) {
-            const int oy = (int)((m + r) / p->out_w), ox = (int)((m + r) % p->out_w);
-            float *dst = scratch + r * K;
-            for (int ky = 0; ky < 3; ky++) {
-                const int iy = oy * p->stride + ky - p->pad_top;
-                for (int kx = 0; kx < 3; kx++, dst += C) {
-                    const int ix = ox * p->stride + kx - p->pad_left;
-                    if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w)
-                        memset(dst, 0, C * sizeof(float));
-                    else
-                        memcpy(dst, in + ((size_t)iy * p->in_w + ix) * C, C * sizeof(float));
-                }
-            }
-        }
+        for (size_t r = 0; r < rows; r++)
+            im2col_pixel(p, in, (int)((m + r) / p->out_w), (int)((m + r) % p->out_w),
+                         scratch + r * K);
         gemm(rows, K, scratch, K, w, out + m * N, N, NULL, p->relu6, n0, n1);
     }
+}
+
+/* A tile of output pixels along one row whose windows lie inside the image:
+ * the GEMM reads A straight from the input, one 3*C-long segment per kernel
+ * row (kx and c are contiguous in NHWC), pixels `lda` = stride*C apart. */
+FORCE_INLINE void direct_tile(const int mr, const int np, size_t C, const float *a, size_t lda,
+                              size_t row_stride, const float *w, size_t pstride, float *c,
+                              size_t ldc, int relu6, int cols) {
+    VEC acc[TILE_M][TILE_P];
+#pragma GCC unroll 16
+    for (int j = 0; j < np; j++) {
+        const VEC bias = vload(w + j * pstride);
+#pragma GCC unroll 16
+        for (int r = 0; r < mr; r++) acc[r][j] = bias;
+    }
+    const float *b = w + SSDF_PANEL;
+    for (int ky = 0; ky < 3; ky++, a += row_stride) {
+        for (size_t k = 0; k < 3 * C; k++, b += SSDF_PANEL) {
+            VEC bk[TILE_P];
+#pragma GCC unroll 16
+            for (int j = 0; j < np; j++) bk[j] = vload(b + j * pstride);
+#pragma GCC unroll 16
+            for (int r = 0; r < mr; r++) {
+                const VEC ar = vbcast(a[r * lda + k]);
+#pragma GCC unroll 16
+                for (int j = 0; j < np; j++) acc[r][j] = vfma(ar, bk[j], acc[r][j]);
+            }
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < mr; r++) {
+#pragma GCC unroll 16
+        for (int j = 0; j < np; j++) {
+            const int n = cols - SSDF_PANEL * j;
+            VEC v = acc[r][j];
+            if (relu6) v = vrelu6(v);
+            if (n >= SSDF_PANEL)
+                vstore(c + r * ldc + SSDF_PANEL * j, v);
+            else
+                vstoren(c + r * ldc + SSDF_PANEL * j, v, n);
+        }
+    }
+}
+
+/* 3x3 conv with a short reduction (K = 9*C <= DIRECT_MAX_K: the first layer):
+ * interior pixels go through direct_tile, border pixels through im2col. */
+#define DIRECT_MAX_K 64
+static void conv3x3_direct(const ssdf_conv_params *p, const float *in, const float *w,
+                           float *out, size_t m0, size_t m1, int n0, int n1, float *scratch) {
+    const size_t C = (size_t)p->in_c, K = 9 * C, N = (size_t)p->out_c;
+    const size_t pstride = ssdf_panel_floats(K), lda = (size_t)p->stride * C;
+    const size_t row_stride = (size_t)p->in_w * C;
+    const int step = SSDF_PANEL * TILE_P;
+    const int lo = (p->pad_left + p->stride - 1) / p->stride;
+    const int hi = (p->in_w - 3 + p->pad_left) / p->stride + 1;
+    size_t m = m0;
+    while (m < m1) {
+        const int oy = (int)(m / p->out_w), ox0 = (int)(m % p->out_w);
+        const int ox1 = (size_t)(p->out_w - ox0) < m1 - m ? p->out_w : ox0 + (int)(m1 - m);
+        const int iy0 = oy * p->stride - p->pad_top;
+        const int inside = iy0 >= 0 && iy0 + 2 < p->in_h;
+        const int q0 = inside ? (ox0 > lo ? ox0 : lo) : ox1;
+        const int q1 = inside ? (ox1 < hi ? ox1 : hi) : ox1;
+        float *row_out = out + (size_t)oy * p->out_w * N;
+        for (int ox = q0; ox < q1; ox += TILE_M) {
+            const int mr = q1 - ox < TILE_M ? q1 - ox : TILE_M;
+            const float *a = in + ((size_t)iy0 * p->in_w + (size_t)(ox * p->stride - p->pad_left)) * C;
+            for (int n = n0; n < n1; n += step) {
+                const int cols = n1 - n < step ? n1 - n : step;
+                const int np = (cols + SSDF_PANEL - 1) / SSDF_PANEL;
+                const float *wn = w + (size_t)(n / SSDF_PANEL) * pstride;
+                float *c = row_out + (size_t)ox * N + n;
+#define DIRECT_CASE(MR)                                                                     \
+    case MR:                                                                                \
+        if (np == 1)                                                                        \
+            direct_tile(MR, 1, C, a, lda, row_stride, wn, pstride, c, N, p->relu6, cols);   \
+        else                                                                                \
+            direct_tile(MR, TILE_P, C, a, lda, row_stride, wn, pstride, c, N, p->relu6, cols); \
+        break;
+                switch (mr) {
+                    DIRECT_CASE(TILE_M)
+                default:
+                    for (int r = 0; r < mr; r++) /* a short tail: one pixel at a time */
+                        direct_tile(1, TILE_P, C, a + r * lda, lda, row_stride, wn, pstride,
+                                    c + r * N, N, p->relu6, cols);
+                    break;
+                }
+#undef DIRECT_CASE
+            }
+        }
+        /* Border pixels of the row (all of it when a window row is outside). */
+        for (int ox = ox0; ox < ox1; ox++) {
+            if (ox >= q0 && ox < q1) continue;
+            im2col_pixel(p, in, oy, ox, scratch);
+            gemm(1, K, scratch, K, w, row_out + (size_t)ox * N, N, NULL, p->relu6, n0, n1);
+        }
+        m += (size_t)(ox1 - ox0);
+    }
+}
+
+static void conv3x3(const ssdf_conv_params *p, const float *in, const float *w,
+                    const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
+                    float *scratch) {
+    (void)res;
+    if (9 * p->in_c <= DIRECT_MAX_K)
+        conv3x3_direct(p, in, w, out, m0, m1, n0, n1, scratch);
+    else
+        conv3x3_im2col(p, in, w, out, m0, m1, n0, n1, scratch);
+}
+
+/* One depthwise output pixel (16 channels, or `cols` when !FULL) with every
+ * bounds check: used at the image borders. */
+FORCE_INLINE void dw_pixel(const int full, const ssdf_conv_params *p, const float *const rows[3],
+                           const VEC wt[9], const VEC bias, float *dst, int ox, int cols) {
+    const size_t C = (size_t)p->in_c;
+    const int ix0 = ox * p->stride - p->pad_left;
+    VEC acc = bias;
+    for (int ky = 0; ky < 3; ky++) {
+        if (!rows[ky]) continue;
+        for (int kx = 0; kx < 3; kx++) {
+            const int ix = ix0 + kx;
+            if (ix < 0 || ix >= p->in_w) continue;
+            const float *s = rows[ky] + (size_t)ix * C;
+            acc = vfma(full ? vload(s) : vloadn(s, cols), wt[3 * ky + kx], acc);
+        }
+    }
+    if (p->relu6) acc = vrelu6(acc);
+    if (full)
+        vstore(dst, acc);
+    else
+        vstoren(dst, acc, cols);
+}
+
+/* Four interior output pixels at once (all taps inside the image): four
+ * independent accumulator chains, and each loaded input column feeds every
+ * pixel whose window covers it (6 loads a row for stride 1, 9 for 2, instead
+ * of 12). */
+FORCE_INLINE void dw_quad(const int stride, const size_t C, const float *const rows[3],
+                          const VEC wt[9], const VEC bias, int relu6, float *dst, int ix0) {
+    VEC a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+#pragma GCC unroll 3
+    for (int ky = 0; ky < 3; ky++) {
+        const float *s = rows[ky] + (size_t)ix0 * C;
+        VEC x[9];
+#pragma GCC unroll 9
+        for (int j = 0; j < 3 * stride + 3; j++) x[j] = vload(s + j * C);
+#pragma GCC unroll 3
+        for (int kx = 0; kx < 3; kx++) {
+            a0 = vfma(x[kx], wt[3 * ky + kx], a0);
+            a1 = vfma(x[stride + kx], wt[3 * ky + kx], a1);
+            a2 = vfma(x[2 * stride + kx], wt[3 * ky + kx], a2);
+            a3 = vfma(x[3 * stride + kx], wt[3 * ky + kx], a3);
+        }
+    }
+    if (relu6) a0 = vrelu6(a0), a1 = vrelu6(a1), a2 = vrelu6(a2), a3 = vrelu6(a3);
+    vstore(dst, a0);
+    vstore(dst + C, a1);
+    vstore(dst + 2 * C, a2);
+    vstore(dst + 3 * C, a3);
 }
 
 /* Depthwise 3x3 over output columns [ox0, ox1) of row oy, for the 16 (or
@@ -205,37 +370,28 @@ FORCE_INLINE void dw_row(const int full, const ssdf_conv_params *p, const float 
         const int iy = iy0 + ky;
         rows[ky] = (iy >= 0 && iy < p->in_h) ? in + (size_t)iy * p->in_w * C + g : NULL;
     }
-#define DW_LOAD(ptr) (full ? vload(ptr) : vloadn(ptr, cols))
-    for (int ox = ox0; ox < ox1; ox++) {
-        const int ix0 = ox * p->stride - p->pad_left;
-        VEC acc = bias;
-        if (ix0 >= 0 && ix0 + 2 < p->in_w) { /* interior: no column checks */
-#pragma GCC unroll 3
-            for (int ky = 0; ky < 3; ky++) {
-                if (!rows[ky]) continue;
-                const float *s = rows[ky] + (size_t)ix0 * C;
-                acc = vfma(DW_LOAD(s), wt[3 * ky], acc);
-                acc = vfma(DW_LOAD(s + C), wt[3 * ky + 1], acc);
-                acc = vfma(DW_LOAD(s + 2 * C), wt[3 * ky + 2], acc);
-            }
-        } else {
-            for (int ky = 0; ky < 3; ky++) {
-                if (!rows[ky]) continue;
-                for (int kx = 0; kx < 3; kx++) {
-                    const int ix = ix0 + kx;
-                    if (ix < 0 || ix >= p->in_w) continue;
-                    acc = vfma(DW_LOAD(rows[ky] + (size_t)ix * C), wt[3 * ky + kx], acc);
-                }
-            }
-        }
-        if (p->relu6) acc = vrelu6(acc);
-        float *dst = out + ((size_t)oy * p->out_w + ox) * C + g;
-        if (full)
-            vstore(dst, acc);
+    float *dst = out + ((size_t)oy * p->out_w) * C + g;
+    int ox = ox0;
+    if (full && rows[0] && rows[1] && rows[2]) {
+        /* Output columns whose whole window is inside the image. */
+        const int lo = (p->pad_left + p->stride - 1) / p->stride;
+        const int hi = (p->in_w - 3 + p->pad_left) / p->stride + 1;
+        const int q0 = ox0 > lo ? ox0 : lo, q1 = ox1 < hi ? ox1 : hi;
+        for (; ox < q0; ox++) dw_pixel(1, p, rows, wt, bias, dst + (size_t)ox * C, ox, SSDF_PANEL);
+        if (p->stride == 1)
+            for (; ox + 4 <= q1; ox += 4)
+                dw_quad(1, C, rows, wt, bias, p->relu6, dst + (size_t)ox * C, ox - p->pad_left);
         else
-            vstoren(dst, acc, cols);
+            for (; ox + 4 <= q1; ox += 4)
+                dw_quad(2, C, rows, wt, bias, p->relu6, dst + (size_t)ox * C,
+                        2 * ox - p->pad_left);
     }
-#undef DW_LOAD
+    for (; ox < ox1; ox++) {
+        if (full)
+            dw_pixel(1, p, rows, wt, bias, dst + (size_t)ox * C, ox, SSDF_PANEL);
+        else
+            dw_pixel(0, p, rows, wt, bias, dst + (size_t)ox * C, ox, cols);
+    }
 }
 
 static void dw3x3(const ssdf_conv_params *p, const float *in, const float *w, const float *res,
