@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference
 
 import ssdface
 from ssdface import _core
