@@ -78,6 +78,8 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
         const ssdf_layer *L = &e->graph->layers[l];
         if (L->op == SSDF_OP_CONV3X3 && ssdf_conv_scratch_floats(L->in_c) > scratch_floats)
             scratch_floats = ssdf_conv_scratch_floats(L->in_c);
+        if (L->fuse_next && ssdf_ring_floats(L->out_w, L->out_c) > scratch_floats)
+            scratch_floats = ssdf_ring_floats(L->out_w, L->out_c);
     }
     const size_t scratch_bytes = ssdf_round_up(scratch_floats * sizeof(float), SSDF_ALIGN);
     const size_t scratch_at = total;
@@ -161,14 +163,41 @@ static double now_seconds(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
+static ssdf_conv_params params_of(const ssdf_layer *L) {
+    const ssdf_conv_params p = {L->in_h,  L->in_w,   L->in_c,    L->out_h,    L->out_w,
+                                L->out_c, L->stride, L->pad_top, L->pad_left, L->relu6};
+    return p;
+}
+
+/* An expand layer and the depthwise after it, fused: each thread takes a
+ * band of depthwise output rows (recomputing the one or two expanded rows
+ * its band shares with the next). */
+static void run_fused(const ssdf_engine *e, const forward_job *job, const ssdf_layer *L, int t,
+                      int T) {
+    const ssdf_layer *D = L + 1;
+    const ssdf_conv_params pe = params_of(L), pd = params_of(D);
+    const int y0 = D->out_h * t / T, y1 = D->out_h * (t + 1) / T;
+    if (y0 < y1)
+        e->kernels->expand_dw(&pe, &pd, resolve(e, L->src, job), e->tensors[L->weight],
+                              e->tensors[D->weight], resolve(e, D->dst, job), y0, y1,
+                              e->scratch[t]);
+}
+
 static void forward_region(void *ctx, int t, int T) {
     const forward_job *job = ctx;
     const ssdf_engine *e = job->e;
     const ssdf_kernel_table *k = e->kernels;
     for (int l = 0; l < e->graph->n_layers; l++) {
         const ssdf_layer *L = &e->graph->layers[l];
-        const ssdf_conv_params p = {L->in_h,  L->in_w,   L->in_c,    L->out_h,   L->out_w,
-                                    L->out_c, L->stride, L->pad_top, L->pad_left, L->relu6};
+        const ssdf_conv_params p = params_of(L);
+        if (L->fuse_next && k->expand_dw) {
+            const double start = job->seconds && t == 0 ? now_seconds() : 0.0;
+            run_fused(e, job, L, t, T);
+            ssdf_pool_barrier(e->pool);
+            if (job->seconds && t == 0) job->seconds[l + 1] += now_seconds() - start;
+            l++; /* the depthwise ran too; its time is booked on it */
+            continue;
+        }
         const float *src = resolve(e, L->src, job);
         const float *res = resolve(e, L->res, job);
         float *dst = resolve(e, L->dst, job) + L->dst_offset;

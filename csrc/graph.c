@@ -133,9 +133,13 @@ static void build(ssdf_graph *g) {
         if (BLOCKS[n].expand) {
             snprintf(w, sizeof w, "%s_expand_weights", blk);
             snprintf(bias, sizeof bias, "%s_expand_Conv2D_bias", blk);
-            add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].expand, 1, 1, free_slot(x, -1), SSDF_BUF_NONE, w,
-                      bias);
-            if (n == 13) add_heads(&b, 0, 3); /* block 13's expansion is feature map 0 */
+            ssdf_layer *E = add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].expand, 1, 1, free_slot(x, -1),
+                                      SSDF_BUF_NONE, w, bias);
+            if (n == 13)
+                add_heads(&b, 0, 3); /* block 13's expansion is feature map 0 */
+            else
+                E->fuse_next = (size_t)E->out_h * E->out_w * E->out_c * sizeof(float) >
+                               SSDF_FUSE_MIN_BYTES;
         }
         snprintf(w, sizeof w, "%s_depthwise_depthwise_weights", blk);
         snprintf(bias, sizeof bias, "%s_depthwise_depthwise_bias", blk);

@@ -14,6 +14,9 @@
 #define SSDF_MAX_LAYERS 80
 #define SSDF_NUM_SLOTS 3
 #define SSDF_TENSOR_NAME_MAX 88
+/* Fuse expand + depthwise when the expanded tensor is larger than this (it
+ * would not stay in L2 between the two layers). */
+#define SSDF_FUSE_MIN_BYTES (256 * 1024)
 
 /* How a weight tensor is laid out in the blob (see pack.c). */
 typedef enum {
@@ -56,6 +59,8 @@ typedef struct {
     int src, dst, res;     /* ssdf_buffer ids; res is SSDF_BUF_NONE without residual */
     size_t dst_offset;     /* in floats; used for the head outputs */
     int weight, bias;      /* indices into the tensor table */
+    int fuse_next;         /* an expand whose output only the next (depthwise)
+                              layer reads: kernels may run the two fused */
 } ssdf_layer;
 
 typedef struct {

@@ -37,6 +37,7 @@ cdef extern from "graph.h":
         int pad_top, pad_left, src, dst, res
         size_t dst_offset
         int weight, bias
+        int fuse_next
     ctypedef struct ssdf_graph:
         ssdf_tensor_spec tensors[160]
         int n_tensors
@@ -76,6 +77,7 @@ cdef extern from "kernels/kernels.h":
         ssdf_conv_fn conv3x3
         ssdf_conv_fn dw3x3
         ssdf_conv_fn conv1x1
+        void *expand_dw
     ctypedef struct ssdf_kernel_choice:
         const char *name
         const ssdf_kernel_table *table
@@ -190,7 +192,7 @@ def layers():
         out.append(dict(op=ops[L.op], stride=L.stride, relu6=bool(L.relu6),
                         in_shape=(L.in_h, L.in_w, L.in_c), out_shape=(L.out_h, L.out_w, L.out_c),
                         pad=(L.pad_top, L.pad_left), src=L.src, dst=L.dst, residual=L.res,
-                        dst_offset=L.dst_offset,
+                        dst_offset=L.dst_offset, fuse_next=bool(L.fuse_next),
                         weight=g.tensors[L.weight].name.decode(),
                         bias=g.tensors[L.bias].name.decode()))
     return out

@@ -355,22 +355,19 @@ FORCE_INLINE void dw_quad(const int stride, const size_t C, const float *const r
     vstore(dst + 3 * C, a3);
 }
 
-/* Depthwise 3x3 over output columns [ox0, ox1) of row oy, for the 16 (or
- * `cols` < 16 when !FULL) channels at channel offset g. The nine weight
- * vectors stay in registers across the row. */
-FORCE_INLINE void dw_row(const int full, const ssdf_conv_params *p, const float *in,
-                         const float *wp, float *out, int oy, int ox0, int ox1, int g, int cols) {
+/* Depthwise 3x3 over output columns [ox0, ox1) of one output row, for the
+ * 16 (or `cols` < 16 when !FULL) channels at channel offset g. `rows` are the
+ * three input rows of the window (NULL where the window leaves the image),
+ * `dst` the output row. The nine weight vectors stay in registers. */
+FORCE_INLINE void dw_row(const int full, const ssdf_conv_params *p, const float *const in_rows[3],
+                         const float *wp, float *dst_row, int ox0, int ox1, int g, int cols) {
     const size_t C = (size_t)p->in_c;
-    const int iy0 = oy * p->stride - p->pad_top;
     const float *rows[3];
     VEC wt[9];
     const VEC bias = vload(wp);
     for (int t = 0; t < 9; t++) wt[t] = vload(wp + SSDF_PANEL * (t + 1));
-    for (int ky = 0; ky < 3; ky++) {
-        const int iy = iy0 + ky;
-        rows[ky] = (iy >= 0 && iy < p->in_h) ? in + (size_t)iy * p->in_w * C + g : NULL;
-    }
-    float *dst = out + ((size_t)oy * p->out_w) * C + g;
+    for (int ky = 0; ky < 3; ky++) rows[ky] = in_rows[ky] ? in_rows[ky] + g : NULL;
+    float *dst = dst_row + g;
     int ox = ox0;
     if (full && rows[0] && rows[1] && rows[2]) {
         /* Output columns whose whole window is inside the image. */
@@ -394,24 +391,66 @@ FORCE_INLINE void dw_row(const int full, const ssdf_conv_params *p, const float 
     }
 }
 
+/* All channel groups [n0, n1) of one output row. */
+static void dw_row_all(const ssdf_conv_params *p, const float *const rows[3], const float *w,
+                       float *dst_row, int ox0, int ox1, int n0, int n1) {
+    const size_t ps = ssdf_panel_floats(9);
+    for (int g = n0; g < n1; g += SSDF_PANEL) {
+        const float *wp = w + (size_t)(g / SSDF_PANEL) * ps;
+        if (n1 - g >= SSDF_PANEL)
+            dw_row(1, p, rows, wp, dst_row, ox0, ox1, g, SSDF_PANEL);
+        else
+            dw_row(0, p, rows, wp, dst_row, ox0, ox1, g, n1 - g);
+    }
+}
+
 static void dw3x3(const ssdf_conv_params *p, const float *in, const float *w, const float *res,
                   float *out, size_t m0, size_t m1, int n0, int n1, float *scratch) {
-    const size_t ps = ssdf_panel_floats(9);
+    const size_t row_floats = (size_t)p->in_w * p->in_c;
     (void)res, (void)scratch;
     size_t m = m0;
     while (m < m1) { /* one row segment at a time */
         const int oy = (int)(m / p->out_w), ox0 = (int)(m % p->out_w);
         const int ox1 = (size_t)(p->out_w - ox0) < m1 - m ? p->out_w : ox0 + (int)(m1 - m);
-        for (int g = n0; g < n1; g += SSDF_PANEL) {
-            const float *wp = w + (size_t)(g / SSDF_PANEL) * ps;
-            if (n1 - g >= SSDF_PANEL)
-                dw_row(1, p, in, wp, out, oy, ox0, ox1, g, SSDF_PANEL);
-            else
-                dw_row(0, p, in, wp, out, oy, ox0, ox1, g, n1 - g);
+        const float *rows[3];
+        for (int ky = 0; ky < 3; ky++) {
+            const int iy = oy * p->stride - p->pad_top + ky;
+            rows[ky] = iy >= 0 && iy < p->in_h ? in + (size_t)iy * row_floats : NULL;
         }
+        dw_row_all(p, rows, w, out + (size_t)oy * p->out_w * p->in_c, ox0, ox1, n0, n1);
         m += (size_t)(ox1 - ox0);
     }
 }
 
+/* Fused expand (1x1 conv) and depthwise 3x3 of an inverted residual block,
+ * for depthwise output rows [y0, y1). The expansion is computed one input row
+ * at a time into a ring of SSDF_RING_ROWS rows in `ring` (the thread's
+ * scratch) and read from there by the depthwise, so the expanded tensor
+ * (6x the block's input) never goes to memory. `pe` is the expand layer
+ * (in -> E channels), `pd` the depthwise (E -> E). */
+static void expand_dw(const ssdf_conv_params *pe, const ssdf_conv_params *pd, const float *in,
+                      const float *we, const float *wd, float *out, int y0, int y1,
+                      float *ring) {
+    const size_t W = (size_t)pe->in_w, K = (size_t)pe->in_c, E = (size_t)pe->out_c;
+    int done = -1; /* expanded rows [.., done] are in the ring */
+    for (int oy = y0; oy < y1; oy++) {
+        const int top = oy * pd->stride - pd->pad_top;
+        const float *rows[3];
+        int last = top + 2 < pd->in_h - 1 ? top + 2 : pd->in_h - 1;
+        int first = done + 1 > top ? done + 1 : top;
+        if (first < 0) first = 0;
+        for (int r = first; r <= last; r++)
+            gemm(W, K, in + (size_t)r * W * K, K, we, ring + (size_t)(r % SSDF_RING_ROWS) * W * E,
+                 E, NULL, pe->relu6, 0, (int)E);
+        if (last > done) done = last;
+        for (int ky = 0; ky < 3; ky++) {
+            const int iy = top + ky;
+            rows[ky] = iy >= 0 && iy < pd->in_h ? ring + (size_t)(iy % SSDF_RING_ROWS) * W * E
+                                               : NULL;
+        }
+        dw_row_all(pd, rows, wd, out + (size_t)oy * pd->out_w * E, 0, pd->out_w, 0, (int)E);
+    }
+}
+
 #define SSDF_DEFINE_KERNEL_TABLE(var, name) \
-    const ssdf_kernel_table var = {name, TILE_M, conv3x3, dw3x3, conv1x1};
+    const ssdf_kernel_table var = {name, TILE_M, conv3x3, dw3x3, conv1x1, expand_dw};

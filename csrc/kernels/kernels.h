@@ -42,12 +42,26 @@ typedef void (*ssdf_conv_fn)(const ssdf_conv_params *p, const float *in, const f
                              const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
                              float *scratch);
 
+/* Fused expand (1x1) + depthwise 3x3 for depthwise output rows [y0, y1),
+ * all channels; `ring` holds ssdf_ring_floats() floats, private to the
+ * calling thread. */
+typedef void (*ssdf_expand_dw_fn)(const ssdf_conv_params *expand, const ssdf_conv_params *dw,
+                                  const float *in, const float *w_expand, const float *w_dw,
+                                  float *out, int y0, int y1, float *ring);
+
+#define SSDF_RING_ROWS 4 /* expanded rows kept: a 3-row window plus one for stride 2 */
+
+static inline size_t ssdf_ring_floats(int width, int channels) {
+    return (size_t)SSDF_RING_ROWS * (size_t)width * (size_t)channels;
+}
+
 typedef struct {
     const char *name;
     int tile_m; /* output pixels per microkernel tile: the unit of work splits */
     ssdf_conv_fn conv3x3; /* full 3x3 conv, any stride */
     ssdf_conv_fn dw3x3;   /* depthwise 3x3, any stride */
     ssdf_conv_fn conv1x1; /* pointwise, stride 1 */
+    ssdf_expand_dw_fn expand_dw; /* fused 1x1 expand + depthwise (fast variants only) */
 } ssdf_kernel_table;
 
 /* Largest tile a variant may use, and the im2col chunk budget (floats) of

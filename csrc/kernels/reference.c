@@ -78,5 +78,6 @@ static void ref_conv1x1(const ssdf_conv_params *p, const float *in, const float 
         }
 }
 
+/* No fused kernel: the engine runs fused layers as their two parts. */
 const ssdf_kernel_table ssdf_kernels_reference = {"reference", 1, ref_conv3x3, ref_dw3x3,
-                                                  ref_conv1x1};
+                                                  ref_conv1x1, NULL};
