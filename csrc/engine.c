@@ -24,6 +24,7 @@ struct ssdf_engine {
     float *slots[SSDF_NUM_SLOTS];
     float *input, *boxes, *logits;
     float *scratch[MAX_THREADS];
+    float *spill[2]; /* fused blocks' intermediates, for unfused kernels only */
     float anchors[SSDF_NUM_ANCHORS * 4];
 };
 
@@ -34,6 +35,42 @@ typedef struct {
     float *boxes, *logits;
     double *seconds; /* per-layer times, or NULL */
 } forward_job;
+
+static ssdf_conv_params params_of(const ssdf_layer *L) {
+    const ssdf_conv_params p = {L->in_h,  L->in_w,   L->in_c,    L->out_h,    L->out_w,
+                                L->out_c, L->stride, L->pad_top, L->pad_left, L->relu6};
+    return p;
+}
+
+static float *resolve(const ssdf_engine *e, int buf, const forward_job *job) {
+    switch (buf) {
+    case SSDF_BUF_INPUT: return (float *)job->input;
+    case SSDF_BUF_BOXES: return job->boxes;
+    case SSDF_BUF_CLASSES: return job->logits;
+    case SSDF_BUF_SPILL0: return e->spill[0];
+    case SSDF_BUF_SPILL1: return e->spill[1];
+    case SSDF_BUF_NONE: return NULL;
+    default: return e->slots[buf - SSDF_BUF_SLOT0];
+    }
+}
+
+/* The fused block made of layer P (producer), P+1 (depthwise) and P+2
+ * (project). With job NULL only the shapes are filled in. */
+static ssdf_block block_of(const ssdf_engine *e, const ssdf_layer *P, const forward_job *job) {
+    const ssdf_layer *D = P + 1, *J = P + 2;
+    ssdf_block b;
+    b.producer_k = P->op == SSDF_OP_CONV3X3 ? 3 : 1;
+    b.producer = params_of(P);
+    b.dw = params_of(D);
+    b.project = params_of(J);
+    b.w_producer = e->tensors[P->weight];
+    b.w_dw = e->tensors[D->weight];
+    b.w_project = e->tensors[J->weight];
+    b.in = job ? resolve(e, P->src, job) : NULL;
+    b.res = job ? resolve(e, J->res, job) : NULL;
+    b.out = job ? resolve(e, J->dst, job) : NULL;
+    return b;
+}
 
 int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int num_threads,
                        ssdf_error *err) {
@@ -78,8 +115,11 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
         const ssdf_layer *L = &e->graph->layers[l];
         if (L->op == SSDF_OP_CONV3X3 && ssdf_conv_scratch_floats(L->in_c) > scratch_floats)
             scratch_floats = ssdf_conv_scratch_floats(L->in_c);
-        if (L->fuse_next && ssdf_ring_floats(L->out_w, L->out_c) > scratch_floats)
-            scratch_floats = ssdf_ring_floats(L->out_w, L->out_c);
+        if (L->fuse_next && L[1].fuse_next) { /* a fused block starts here */
+            const ssdf_block blk = block_of(e, L, NULL);
+            if (ssdf_block_scratch_floats(&blk) > scratch_floats)
+                scratch_floats = ssdf_block_scratch_floats(&blk);
+        }
     }
     const size_t scratch_bytes = ssdf_round_up(scratch_floats * sizeof(float), SSDF_ALIGN);
     const size_t scratch_at = total;
@@ -108,6 +148,8 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
 void ssdf_engine_destroy(ssdf_engine *e) {
     if (!e) return;
     ssdf_pool_destroy(e->pool);
+    ssdf_aligned_free(e->spill[0]);
+    ssdf_aligned_free(e->spill[1]);
     ssdf_aligned_free(e->arena);
     ssdf_aligned_free(e->blob_copy);
     free(e);
@@ -115,20 +157,21 @@ void ssdf_engine_destroy(ssdf_engine *e) {
 
 const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e) { return &e->info; }
 int ssdf_engine_threads(const ssdf_engine *e) { return e->nthreads; }
-void ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k) { e->kernels = k; }
+int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err) {
+    /* Kernels that cannot run a block fused run its layers one by one, and
+     * need the intermediates materialised. */
+    for (int i = 0; i < 2 && !k->block; i++) {
+        if (e->spill[i]) continue;
+        e->spill[i] = ssdf_aligned_alloc(e->graph->spill_floats[i] * sizeof(float));
+        if (!e->spill[i]) return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory");
+        e->arena_bytes += e->graph->spill_floats[i] * sizeof(float);
+    }
+    e->kernels = k;
+    return SSDF_OK;
+}
 const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e) { return e->kernels; }
 const float *ssdf_engine_anchors(const ssdf_engine *e) { return e->anchors; }
 size_t ssdf_engine_arena_bytes(const ssdf_engine *e) { return e->arena_bytes; }
-
-static float *resolve(const ssdf_engine *e, int buf, const forward_job *job) {
-    switch (buf) {
-    case SSDF_BUF_INPUT: return (float *)job->input;
-    case SSDF_BUF_BOXES: return job->boxes;
-    case SSDF_BUF_CLASSES: return job->logits;
-    case SSDF_BUF_NONE: return NULL;
-    default: return e->slots[buf - SSDF_BUF_SLOT0];
-    }
-}
 
 /* Thread t's share of a layer. Output pixels are split when the input (A)
  * outweighs the weights (B) and there are enough row tiles for every thread
@@ -163,26 +206,6 @@ static double now_seconds(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-static ssdf_conv_params params_of(const ssdf_layer *L) {
-    const ssdf_conv_params p = {L->in_h,  L->in_w,   L->in_c,    L->out_h,    L->out_w,
-                                L->out_c, L->stride, L->pad_top, L->pad_left, L->relu6};
-    return p;
-}
-
-/* An expand layer and the depthwise after it, fused: each thread takes a
- * band of depthwise output rows (recomputing the one or two expanded rows
- * its band shares with the next). */
-static void run_fused(const ssdf_engine *e, const forward_job *job, const ssdf_layer *L, int t,
-                      int T) {
-    const ssdf_layer *D = L + 1;
-    const ssdf_conv_params pe = params_of(L), pd = params_of(D);
-    const int y0 = D->out_h * t / T, y1 = D->out_h * (t + 1) / T;
-    if (y0 < y1)
-        e->kernels->expand_dw(&pe, &pd, resolve(e, L->src, job), e->tensors[L->weight],
-                              e->tensors[D->weight], resolve(e, D->dst, job), y0, y1,
-                              e->scratch[t]);
-}
-
 static void forward_region(void *ctx, int t, int T) {
     const forward_job *job = ctx;
     const ssdf_engine *e = job->e;
@@ -190,12 +213,16 @@ static void forward_region(void *ctx, int t, int T) {
     for (int l = 0; l < e->graph->n_layers; l++) {
         const ssdf_layer *L = &e->graph->layers[l];
         const ssdf_conv_params p = params_of(L);
-        if (L->fuse_next && k->expand_dw) {
+        if (L->fuse_next && k->block) {
+            /* A fused block: each thread takes a band of depthwise output
+             * rows (recomputing the producer rows its band shares). */
             const double start = job->seconds && t == 0 ? now_seconds() : 0.0;
-            run_fused(e, job, L, t, T);
+            const ssdf_block blk = block_of(e, L, job);
+            const int y0 = blk.dw.out_h * t / T, y1 = blk.dw.out_h * (t + 1) / T;
+            if (y0 < y1) k->block(&blk, y0, y1, e->scratch[t]);
             ssdf_pool_barrier(e->pool);
-            if (job->seconds && t == 0) job->seconds[l + 1] += now_seconds() - start;
-            l++; /* the depthwise ran too; its time is booked on it */
+            if (job->seconds && t == 0) job->seconds[l + 2] += now_seconds() - start;
+            l += 2; /* its time is booked on the project layer */
             continue;
         }
         const float *src = resolve(e, L->src, job);

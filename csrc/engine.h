@@ -26,7 +26,7 @@ const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e);
 int ssdf_engine_threads(const ssdf_engine *e);
 
 /* Choose the kernel table (the best supported one by default). */
-void ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k);
+int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err);
 const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e);
 
 /* One image: input [300][300][3] -> boxes [1917][4], logits [1917][2].

@@ -86,9 +86,12 @@ static ssdf_layer *add_layer(builder *b, int op, int out_c, int stride, int relu
         break;
     }
     L->bias = add_tensor(g, bias, SSDF_KIND_BIAS, 1, out_c, 0, 0, 0);
-    if (dst >= SSDF_BUF_SLOT0 && dst < SSDF_BUF_SLOT0 + SSDF_NUM_SLOTS) {
+    if (dst == SSDF_BUF_SPILL0 || dst == SSDF_BUF_SPILL1 ||
+        (dst >= SSDF_BUF_SLOT0 && dst < SSDF_BUF_SLOT0 + SSDF_NUM_SLOTS)) {
         size_t n = (size_t)L->out_h * L->out_w * L->out_c;
-        if (n > g->slot_floats[dst]) g->slot_floats[dst] = n;
+        size_t *cap = dst >= SSDF_BUF_SPILL0 ? &g->spill_floats[dst - SSDF_BUF_SPILL0]
+                                             : &g->slot_floats[dst];
+        if (n > *cap) *cap = n;
         b->h = L->out_h;
         b->w = L->out_w;
         b->c = out_c;
@@ -120,8 +123,10 @@ static void build(ssdf_graph *g) {
     char w[SSDF_TENSOR_NAME_MAX], bias[SSDF_TENSOR_NAME_MAX], blk[48];
     memset(g, 0, sizeof *g);
 
-    add_layer(&b, SSDF_OP_CONV3X3, 32, 2, 1, SSDF_BUF_SLOT0, SSDF_BUF_NONE, PREFIX "Conv_weights",
-              PREFIX "Conv_Conv2D_bias");
+    /* The stem (first conv) is block 0's producer: the three run fused. */
+    add_layer(&b, SSDF_OP_CONV3X3, 32, 2, 1, SSDF_BUF_SPILL0, SSDF_BUF_NONE,
+              PREFIX "Conv_weights", PREFIX "Conv_Conv2D_bias")
+        ->fuse_next = 1;
 
     for (int n = 0; n < 17; n++) {
         int x = b.cur; /* block input, kept for the residual */
@@ -130,21 +135,22 @@ static void build(ssdf_graph *g) {
             snprintf(blk, sizeof blk, PREFIX "expanded_conv");
         else
             snprintf(blk, sizeof blk, PREFIX "expanded_conv_%d", n);
+        /* Every block runs fused (producer -> depthwise -> project) but
+         * block 13, whose expansion is feature map 0 and must be kept. */
+        const int fused = n != 13;
         if (BLOCKS[n].expand) {
             snprintf(w, sizeof w, "%s_expand_weights", blk);
             snprintf(bias, sizeof bias, "%s_expand_Conv2D_bias", blk);
-            ssdf_layer *E = add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].expand, 1, 1, free_slot(x, -1),
-                                      SSDF_BUF_NONE, w, bias);
-            if (n == 13)
-                add_heads(&b, 0, 3); /* block 13's expansion is feature map 0 */
-            else
-                E->fuse_next = (size_t)E->out_h * E->out_w * E->out_c * sizeof(float) >
-                               SSDF_FUSE_MIN_BYTES;
+            add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].expand, 1, 1,
+                      fused ? SSDF_BUF_SPILL0 : free_slot(x, -1), SSDF_BUF_NONE, w, bias)
+                ->fuse_next = fused;
+            if (n == 13) add_heads(&b, 0, 3);
         }
         snprintf(w, sizeof w, "%s_depthwise_depthwise_weights", blk);
         snprintf(bias, sizeof bias, "%s_depthwise_depthwise_bias", blk);
-        add_layer(&b, SSDF_OP_DW3X3, b.c, BLOCKS[n].stride, 1, free_slot(x, b.cur), SSDF_BUF_NONE, w,
-                  bias);
+        add_layer(&b, SSDF_OP_DW3X3, b.c, BLOCKS[n].stride, 1,
+                  fused ? SSDF_BUF_SPILL1 : free_slot(x, b.cur), SSDF_BUF_NONE, w, bias)
+            ->fuse_next = fused;
         snprintf(w, sizeof w, "%s_project_weights", blk);
         snprintf(bias, sizeof bias, "%s_project_Conv2D_bias", blk);
         add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].out, 1, 0, free_slot(x, b.cur),

@@ -14,9 +14,7 @@
 #define SSDF_MAX_LAYERS 80
 #define SSDF_NUM_SLOTS 3
 #define SSDF_TENSOR_NAME_MAX 88
-/* Fuse expand + depthwise when the expanded tensor is larger than this (it
- * would not stay in L2 between the two layers). */
-#define SSDF_FUSE_MIN_BYTES (256 * 1024)
+
 
 /* How a weight tensor is laid out in the blob (see pack.c). */
 typedef enum {
@@ -44,6 +42,10 @@ typedef enum {
 typedef enum {
     SSDF_BUF_NONE = -1,
     SSDF_BUF_SLOT0 = 0, /* SLOT0 + k for slot k */
+    /* The two intermediates of a fused block (producer and depthwise
+     * outputs): only materialised when kernels without fusion run it. */
+    SSDF_BUF_SPILL0 = 8,
+    SSDF_BUF_SPILL1 = 9,
     SSDF_BUF_INPUT = 16,
     SSDF_BUF_BOXES = 17,
     SSDF_BUF_CLASSES = 18,
@@ -59,8 +61,8 @@ typedef struct {
     int src, dst, res;     /* ssdf_buffer ids; res is SSDF_BUF_NONE without residual */
     size_t dst_offset;     /* in floats; used for the head outputs */
     int weight, bias;      /* indices into the tensor table */
-    int fuse_next;         /* an expand whose output only the next (depthwise)
-                              layer reads: kernels may run the two fused */
+    int fuse_next;         /* this layer's output feeds only the next one, in a
+                              fused block: producer -> depthwise -> project */
 } ssdf_layer;
 
 typedef struct {
@@ -69,6 +71,7 @@ typedef struct {
     ssdf_layer layers[SSDF_MAX_LAYERS];
     int n_layers;
     size_t slot_floats[SSDF_NUM_SLOTS]; /* capacity each arena slot needs */
+    size_t spill_floats[2];             /* capacity of the spill buffers */
     int grid[SSDF_NUM_FEATURE_MAPS];     /* feature map sizes: 19, 10, 5, 3, 2, 1 */
     int anchors_per_cell[SSDF_NUM_FEATURE_MAPS];
 } ssdf_graph;

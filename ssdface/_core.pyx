@@ -77,7 +77,7 @@ cdef extern from "kernels/kernels.h":
         ssdf_conv_fn conv3x3
         ssdf_conv_fn dw3x3
         ssdf_conv_fn conv1x1
-        void *expand_dw
+        void *block
     ctypedef struct ssdf_kernel_choice:
         const char *name
         const ssdf_kernel_table *table
@@ -110,7 +110,7 @@ cdef extern from "engine.h":
                             double *seconds, ssdf_error *err) nogil
     void ssdf_engine_destroy(ssdf_engine *e)
     const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e)
-    void ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k)
+    int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err)
     const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e)
     int ssdf_engine_forward(ssdf_engine *e, const float *inp, float *boxes, float *logits,
                             ssdf_error *err) nogil
@@ -486,8 +486,12 @@ cdef class Engine:
     @kernels.setter
     def kernels(self, str name):
         cdef const ssdf_kernel_table *t = _table_ptr(name)
+        cdef ssdf_error err
+        cdef int rc
         with self._lock:
-            ssdf_engine_set_kernels(self._engine, t)
+            rc = ssdf_engine_set_kernels(self._engine, t, &err)
+        if rc:
+            raise_error(rc, &err)
 
     def profile(self, x, int repeats=1):
         """Per-layer wall time in seconds (summed over `repeats` forwards of

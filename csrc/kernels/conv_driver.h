@@ -181,7 +181,9 @@ static void im2col_pixel(const ssdf_conv_params *p, const float *in, int oy, int
 }
 
 /* 3x3 conv, general path: im2col a chunk of output pixels into scratch, then
- * the same (column-blocked) GEMM as the 1x1 conv. */
+ * the same (column-blocked) GEMM as the 1x1 conv. Here and in
+ * conv3x3_direct, `out` receives output pixel m0 (so a caller can direct
+ * rows into a buffer of its own). */
 static void conv3x3_im2col(const ssdf_conv_params *p, const float *in, const float *w,
                            float *out, size_t m0, size_t m1, int n0, int n1, float *scratch) {
     const size_t K = 9 * (size_t)p->in_c, N = (size_t)p->out_c;
@@ -192,7 +194,7 @@ static void conv3x3_im2col(const ssdf_conv_params *p, const float *in, const flo
         for (size_t r = 0; r < rows; r++)
             im2col_pixel(p, in, (int)((m + r) / p->out_w), (int)((m + r) % p->out_w),
                          scratch + r * K);
-        gemm(rows, K, scratch, K, w, out + m * N, N, NULL, p->relu6, n0, n1);
+        gemm(rows, K, scratch, K, w, out + (m - m0) * N, N, NULL, p->relu6, n0, n1);
     }
 }
 
@@ -238,9 +240,8 @@ FORCE_INLINE void direct_tile(const int mr, const int np, size_t C, const float 
     }
 }
 
-/* 3x3 conv with a short reduction (K = 9*C <= DIRECT_MAX_K: the first layer):
+/* 3x3 conv with a short reduction (K = 9*C <= SSDF_DIRECT_MAX_K: the first layer):
  * interior pixels go through direct_tile, border pixels through im2col. */
-#define DIRECT_MAX_K 64
 static void conv3x3_direct(const ssdf_conv_params *p, const float *in, const float *w,
                            float *out, size_t m0, size_t m1, int n0, int n1, float *scratch) {
     const size_t C = (size_t)p->in_c, K = 9 * C, N = (size_t)p->out_c;
@@ -257,7 +258,8 @@ static void conv3x3_direct(const ssdf_conv_params *p, const float *in, const flo
         const int inside = iy0 >= 0 && iy0 + 2 < p->in_h;
         const int q0 = inside ? (ox0 > lo ? ox0 : lo) : ox1;
         const int q1 = inside ? (ox1 < hi ? ox1 : hi) : ox1;
-        float *row_out = out + (size_t)oy * p->out_w * N;
+        /* output pixel (oy, ox) goes to out[(oy * out_w + ox - m0) * N] */
+        const size_t row_m = (size_t)oy * p->out_w;
         for (int ox = q0; ox < q1; ox += TILE_M) {
             const int mr = q1 - ox < TILE_M ? q1 - ox : TILE_M;
             const float *a = in + ((size_t)iy0 * p->in_w + (size_t)(ox * p->stride - p->pad_left)) * C;
@@ -265,7 +267,7 @@ static void conv3x3_direct(const ssdf_conv_params *p, const float *in, const flo
                 const int cols = n1 - n < step ? n1 - n : step;
                 const int np = (cols + SSDF_PANEL - 1) / SSDF_PANEL;
                 const float *wn = w + (size_t)(n / SSDF_PANEL) * pstride;
-                float *c = row_out + (size_t)ox * N + n;
+                float *c = out + (row_m + (size_t)ox - m0) * N + n;
 #define DIRECT_CASE(MR)                                                                     \
     case MR:                                                                                \
         if (np == 1)                                                                        \
@@ -288,7 +290,8 @@ static void conv3x3_direct(const ssdf_conv_params *p, const float *in, const flo
         for (int ox = ox0; ox < ox1; ox++) {
             if (ox >= q0 && ox < q1) continue;
             im2col_pixel(p, in, oy, ox, scratch);
-            gemm(1, K, scratch, K, w, row_out + (size_t)ox * N, N, NULL, p->relu6, n0, n1);
+            gemm(1, K, scratch, K, w, out + (row_m + (size_t)ox - m0) * N, N, NULL, p->relu6, n0,
+                 n1);
         }
         m += (size_t)(ox1 - ox0);
     }
@@ -298,10 +301,10 @@ static void conv3x3(const ssdf_conv_params *p, const float *in, const float *w,
                     const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
                     float *scratch) {
     (void)res;
-    if (9 * p->in_c <= DIRECT_MAX_K)
-        conv3x3_direct(p, in, w, out, m0, m1, n0, n1, scratch);
+    if (9 * p->in_c <= SSDF_DIRECT_MAX_K)
+        conv3x3_direct(p, in, w, out + m0 * p->out_c, m0, m1, n0, n1, scratch);
     else
-        conv3x3_im2col(p, in, w, out, m0, m1, n0, n1, scratch);
+        conv3x3_im2col(p, in, w, out + m0 * p->out_c, m0, m1, n0, n1, scratch);
 }
 
 /* One depthwise output pixel (16 channels, or `cols` when !FULL) with every
@@ -422,35 +425,54 @@ static void dw3x3(const ssdf_conv_params *p, const float *in, const float *w, co
     }
 }
 
-/* Fused expand (1x1 conv) and depthwise 3x3 of an inverted residual block,
- * for depthwise output rows [y0, y1). The expansion is computed one input row
- * at a time into a ring of SSDF_RING_ROWS rows in `ring` (the thread's
- * scratch) and read from there by the depthwise, so the expanded tensor
- * (6x the block's input) never goes to memory. `pe` is the expand layer
- * (in -> E channels), `pd` the depthwise (E -> E). */
-static void expand_dw(const ssdf_conv_params *pe, const ssdf_conv_params *pd, const float *in,
-                      const float *we, const float *wd, float *out, int y0, int y1,
-                      float *ring) {
-    const size_t W = (size_t)pe->in_w, K = (size_t)pe->in_c, E = (size_t)pe->out_c;
-    int done = -1; /* expanded rows [.., done] are in the ring */
+/* A whole inverted residual block (or the stem: first conv, block 0's
+ * depthwise and project), fused, for depthwise output rows [y0, y1):
+ *  - the producer (1x1 expand, or the 3x3 first conv) computes one input row
+ *    of the depthwise at a time into a ring of SSDF_RING_ROWS rows;
+ *  - the depthwise writes its output rows into a band of ssdf_band_rows();
+ *  - the project GEMM (+ residual) turns each full band into output rows.
+ * Neither the expanded nor the depthwise tensor ever goes to memory: all of
+ * it stays in the thread's scratch (see ssdf_block_scratch_floats). */
+static void fused_block(const ssdf_block *b, int y0, int y1, float *scratch) {
+    const ssdf_conv_params *pp = &b->producer, *pd = &b->dw, *pj = &b->project;
+    const size_t Wp = (size_t)pp->out_w, K = (size_t)pp->in_c, E = (size_t)pp->out_c;
+    const size_t Wd = (size_t)pd->out_w, Cout = (size_t)pj->out_c;
+    const int band = ssdf_band_rows(pd->out_w);
+    float *ring = scratch;
+    float *dband = ring + ssdf_ring_floats(pp->out_w, pp->out_c);
+    float *tmp = dband + (size_t)band * Wd * E; /* the 3x3 producer's border scratch */
+    int done = -1, band0 = y0;
     for (int oy = y0; oy < y1; oy++) {
         const int top = oy * pd->stride - pd->pad_top;
-        const float *rows[3];
-        int last = top + 2 < pd->in_h - 1 ? top + 2 : pd->in_h - 1;
+        const int last = top + 2 < pd->in_h - 1 ? top + 2 : pd->in_h - 1;
         int first = done + 1 > top ? done + 1 : top;
+        const float *rows[3];
         if (first < 0) first = 0;
-        for (int r = first; r <= last; r++)
-            gemm(W, K, in + (size_t)r * W * K, K, we, ring + (size_t)(r % SSDF_RING_ROWS) * W * E,
-                 E, NULL, pe->relu6, 0, (int)E);
+        for (int r = first; r <= last; r++) {
+            float *dst = ring + (size_t)(r % SSDF_RING_ROWS) * Wp * E;
+            if (b->producer_k == 1)
+                gemm(Wp, K, b->in + (size_t)r * Wp * K, K, b->w_producer, dst, E, NULL,
+                     pp->relu6, 0, (int)E);
+            else
+                conv3x3_direct(pp, b->in, b->w_producer, dst, (size_t)r * Wp,
+                               (size_t)(r + 1) * Wp, 0, (int)E, tmp);
+        }
         if (last > done) done = last;
         for (int ky = 0; ky < 3; ky++) {
             const int iy = top + ky;
-            rows[ky] = iy >= 0 && iy < pd->in_h ? ring + (size_t)(iy % SSDF_RING_ROWS) * W * E
+            rows[ky] = iy >= 0 && iy < pd->in_h ? ring + (size_t)(iy % SSDF_RING_ROWS) * Wp * E
                                                : NULL;
         }
-        dw_row_all(pd, rows, wd, out + (size_t)oy * pd->out_w * E, 0, pd->out_w, 0, (int)E);
+        dw_row_all(pd, rows, b->w_dw, dband + (size_t)(oy - band0) * Wd * E, 0, pd->out_w, 0,
+                   (int)E);
+        if (oy - band0 + 1 == band || oy == y1 - 1) {
+            const size_t at = (size_t)band0 * Wd * Cout;
+            gemm((size_t)(oy - band0 + 1) * Wd, E, dband, E, b->w_project, b->out + at, Cout,
+                 b->res ? b->res + at : NULL, pj->relu6, 0, (int)Cout);
+            band0 = oy + 1;
+        }
     }
 }
 
 #define SSDF_DEFINE_KERNEL_TABLE(var, name) \
-    const ssdf_kernel_table var = {name, TILE_M, conv3x3, dw3x3, conv1x1, expand_dw};
+    const ssdf_kernel_table var = {name, TILE_M, conv3x3, dw3x3, conv1x1, fused_block};

@@ -42,17 +42,37 @@ typedef void (*ssdf_conv_fn)(const ssdf_conv_params *p, const float *in, const f
                              const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
                              float *scratch);
 
-/* Fused expand (1x1) + depthwise 3x3 for depthwise output rows [y0, y1),
- * all channels; `ring` holds ssdf_ring_floats() floats, private to the
- * calling thread. */
-typedef void (*ssdf_expand_dw_fn)(const ssdf_conv_params *expand, const ssdf_conv_params *dw,
-                                  const float *in, const float *w_expand, const float *w_dw,
-                                  float *out, int y0, int y1, float *ring);
+/* A fused block: producer (1x1 expand, or a 3x3 conv with 9 * in_c <=
+ * SSDF_DIRECT_MAX_K), depthwise 3x3, then 1x1 project with an optional
+ * residual. */
+typedef struct {
+    int producer_k; /* 1 or 3 */
+    ssdf_conv_params producer, dw, project;
+    const float *in;  /* producer input */
+    const float *w_producer, *w_dw, *w_project;
+    const float *res; /* added to the project output, or NULL */
+    float *out;       /* project output */
+} ssdf_block;
 
-#define SSDF_RING_ROWS 4 /* expanded rows kept: a 3-row window plus one for stride 2 */
+/* Compute depthwise output rows [y0, y1) of the block and the matching
+ * project output rows; `scratch` holds ssdf_block_scratch_floats() floats,
+ * private to the calling thread. */
+typedef void (*ssdf_block_fn)(const ssdf_block *b, int y0, int y1, float *scratch);
+
+#define SSDF_RING_ROWS 4 /* producer rows kept: a 3-row window plus one for stride 2 */
+#define SSDF_DIRECT_MAX_K 64
 
 static inline size_t ssdf_ring_floats(int width, int channels) {
     return (size_t)SSDF_RING_ROWS * (size_t)width * (size_t)channels;
+}
+
+/* Depthwise rows per project GEMM: at least 32 pixels, so the GEMM tiles. */
+static inline int ssdf_band_rows(int width) { return (32 + width - 1) / width; }
+
+static inline size_t ssdf_block_scratch_floats(const ssdf_block *b) {
+    return ssdf_ring_floats(b->producer.out_w, b->producer.out_c) +
+           (size_t)ssdf_band_rows(b->dw.out_w) * b->dw.out_w * b->dw.out_c +
+           9 * (size_t)b->producer.in_c;
 }
 
 typedef struct {
@@ -61,7 +81,7 @@ typedef struct {
     ssdf_conv_fn conv3x3; /* full 3x3 conv, any stride */
     ssdf_conv_fn dw3x3;   /* depthwise 3x3, any stride */
     ssdf_conv_fn conv1x1; /* pointwise, stride 1 */
-    ssdf_expand_dw_fn expand_dw; /* fused 1x1 expand + depthwise (fast variants only) */
+    ssdf_block_fn block; /* a fused block (fast variants only; NULL: run its layers) */
 } ssdf_kernel_table;
 
 /* Largest tile a variant may use, and the im2col chunk budget (floats) of
