@@ -267,13 +267,30 @@ int ssdf_engine_profile(ssdf_engine *e, const float *input, float *boxes, float 
     return run_forward(e, input, boxes, logits, seconds, err);
 }
 
+typedef struct {
+    const ssdf_resize_plan *plan;
+    const ssdf_kernel_table *kernels;
+    float *dst;
+} resize_job;
+
+static void resize_region(void *ctx, int t, int T) {
+    const resize_job *job = ctx;
+    const int h = job->plan->out_h;
+    const int y0 = h * t / T, y1 = h * (t + 1) / T;
+    if (y0 < y1) ssdf_resize_rows(job->plan, job->kernels, y0, y1, t, job->dst);
+}
+
 int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, int width,
                        int channels, ptrdiff_t row_stride, float score_threshold,
                        float iou_threshold, int max_faces, ssdf_face *faces, int *n_faces,
                        ssdf_error *err) {
-    int rc = ssdf_resize_normalize(image, height, width, channels, row_stride, SSDF_INPUT_SIZE,
-                                   SSDF_INPUT_SIZE, e->input, err);
+    ssdf_resize_plan plan;
+    int rc = ssdf_resize_plan_init(&plan, image, height, width, channels, row_stride,
+                                   SSDF_INPUT_SIZE, SSDF_INPUT_SIZE, e->nthreads, err);
     if (rc) return rc;
+    resize_job job = {&plan, e->kernels, e->input};
+    ssdf_pool_run(e->pool, resize_region, &job);
+    ssdf_resize_plan_free(&plan);
     rc = ssdf_engine_forward(e, e->input, e->boxes, e->logits, err);
     if (rc) return rc;
     *n_faces = ssdf_postprocess(e->boxes, e->logits, e->anchors, score_threshold, iou_threshold,

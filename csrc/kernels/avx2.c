@@ -16,6 +16,11 @@ static inline VEC vload(const float *p) { return (VEC){_mm256_loadu_ps(p), _mm25
 static inline VEC vloadn(const float *p, int n) {
     return (VEC){_mm256_maskload_ps(p, tail_mask(n)), _mm256_maskload_ps(p + 8, tail_mask(n - 8))};
 }
+static inline VEC vload_u8(const unsigned char *p) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)p);
+    return (VEC){_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)),
+                 _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(b, 8)))};
+}
 static inline VEC vbcast(float x) {
     const __m256 v = _mm256_set1_ps(x);
     return (VEC){v, v};

@@ -10,6 +10,9 @@ static inline __mmask16 tail_mask(int n) { return (__mmask16)((1u << n) - 1u); }
 
 static inline VEC vload(const float *p) { return _mm512_loadu_ps(p); }
 static inline VEC vloadn(const float *p, int n) { return _mm512_maskz_loadu_ps(tail_mask(n), p); }
+static inline VEC vload_u8(const unsigned char *p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
 static inline VEC vbcast(float x) { return _mm512_set1_ps(x); }
 static inline VEC vfma(VEC a, VEC b, VEC c) { return _mm512_fmadd_ps(a, b, c); }
 static inline VEC vadd(VEC a, VEC b) { return _mm512_add_ps(a, b); }

@@ -13,6 +13,7 @@
  *   vrelu6(v)              min(max(v, 0), 6)
  *   vstore(p, v)           16 floats to p
  *   vstoren(p, v, n)       the first n floats to p
+ *   vload_u8(p)            16 bytes from p as floats
  *   TILE_M                 output pixels per GEMM tile
  *   TILE_P                 16-channel panels per GEMM tile (1 or 2)
  *
@@ -474,5 +475,21 @@ static void fused_block(const ssdf_block *b, int y0, int y1, float *scratch) {
     }
 }
 
+/* The resize's vertical pass (see resize.h). */
+static void resize_rows(const unsigned char *const *rows, const float *w, int taps, size_t n,
+                        float *out) {
+    size_t x = 0;
+    for (; x + 16 <= n; x += 16) {
+        VEC acc = vbcast(0.0f);
+        for (int t = 0; t < taps; t++) acc = vfma(vbcast(w[t]), vload_u8(rows[t] + x), acc);
+        vstore(out + x, acc);
+    }
+    for (; x < n; x++) {
+        float acc = 0.0f;
+        for (int t = 0; t < taps; t++) acc += w[t] * rows[t][x];
+        out[x] = acc;
+    }
+}
+
 #define SSDF_DEFINE_KERNEL_TABLE(var, name) \
-    const ssdf_kernel_table var = {name, TILE_M, conv3x3, dw3x3, conv1x1, fused_block};
+    const ssdf_kernel_table var = {name, TILE_M, conv3x3, dw3x3, conv1x1, fused_block, resize_rows};

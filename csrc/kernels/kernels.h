@@ -82,6 +82,10 @@ typedef struct {
     ssdf_conv_fn dw3x3;   /* depthwise 3x3, any stride */
     ssdf_conv_fn conv1x1; /* pointwise, stride 1 */
     ssdf_block_fn block; /* a fused block (fast variants only; NULL: run its layers) */
+    /* out[x] = sum over t < taps of w[t] * rows[t][x], x < n (uint8 rows):
+     * the vertical pass of the image resize. */
+    void (*resize_rows)(const unsigned char *const *rows, const float *w, int taps, size_t n,
+                        float *out);
 } ssdf_kernel_table;
 
 /* Largest tile a variant may use, and the im2col chunk budget (floats) of

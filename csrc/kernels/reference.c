@@ -78,6 +78,15 @@ static void ref_conv1x1(const ssdf_conv_params *p, const float *in, const float 
         }
 }
 
-/* No fused kernel: the engine runs fused layers as their two parts. */
+static void ref_resize_rows(const unsigned char *const *rows, const float *w, int taps, size_t n,
+                            float *out) {
+    for (size_t x = 0; x < n; x++) {
+        double acc = 0.0;
+        for (int t = 0; t < taps; t++) acc += (double)w[t] * rows[t][x];
+        out[x] = (float)acc;
+    }
+}
+
+/* No fused kernel: the engine runs fused blocks layer by layer. */
 const ssdf_kernel_table ssdf_kernels_reference = {"reference", 1, ref_conv3x3, ref_dw3x3,
-                                                  ref_conv1x1, NULL};
+                                                  ref_conv1x1, NULL, ref_resize_rows};

@@ -16,6 +16,11 @@ static inline VEC vloadn(const float *p, int n) {
     memcpy(&r, p, sizeof(float) * (size_t)n);
     return r;
 }
+static inline VEC vload_u8(const unsigned char *p) {
+    VEC r;
+    for (int i = 0; i < 16; i++) r[i] = p[i];
+    return r;
+}
 static inline VEC vbcast(float x) {
     const VEC zero = {0};
     return zero + x;
