@@ -102,3 +102,31 @@ def test_reference_kernels_are_the_yardstick(photo_input, photo_reference, weigh
     boxes, logits = det.forward(photo_input)
     assert rel_l2(boxes, photo_reference[0]) <= 1e-5
     assert rel_l2(logits, photo_reference[1]) <= 1e-5
+
+
+def _os_threads() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_num_threads_is_exact(weights_dir, photos, threads):
+    """A detector starts exactly num_threads - 1 workers (the caller is the
+    last one), whatever the machine has, and stops them when collected."""
+    import gc
+
+    gc.collect()
+    before = _os_threads()
+    det = ssdface.Detector(weights_dir, num_threads=threads)
+    det.detect(photos["portrait_padded"])
+    assert _os_threads() - before == threads - 1
+    del det
+    gc.collect()
+    assert _os_threads() == before
+
+
+def test_detect_batch(detector, photos):
+    names = ["group_selfie", "foliage_no_face", "portrait_padded"]
+    batch = detector.detect_batch([photos[k] for k in names])
+    assert [len(faces) for faces in batch] == [4, 0, 1]
+    assert batch[2] == detector.detect(photos["portrait_padded"])
