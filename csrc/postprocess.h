@@ -12,7 +12,7 @@ typedef struct {
 } ssdf_face;
 
 /* Anchors as (yc, xc, h, w) in units of the network input, in head order. */
-void ssdf_anchors(const ssdf_graph *g, float anchors[SSDF_NUM_ANCHORS * 4]);
+void ssdf_anchors(const ssdf_graph *g, float *anchors); /* 1917 x 4 floats */
 
 /* Decode one anchor's box encoding into (ymin, xmin, ymax, xmax), normalised. */
 void ssdf_decode_box(const float enc[4], const float anchor[4], float box[4]);
