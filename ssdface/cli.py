@@ -2,12 +2,15 @@
 
     ssdface detect IMAGE... [--weights PATH] [--threshold T] [--json] [--draw OUT_DIR]
     ssdface pack SRC_DIR [DST]
+    ssdface export --format tflite|onnx OUT [--weights NPY_DIR]
+    ssdface info [--weights PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +18,13 @@ from pathlib import Path
 from . import __version__
 from .detector import Detector, Face
 from .image import load_image
-from .weights import cached_blob_path, find_weights, pack_weights
+from .weights import (
+    ENV_VAR,
+    WeightsNotFoundError,
+    cached_blob_path,
+    find_weights,
+    pack_weights,
+)
 
 
 def _threshold(text: str) -> float:
@@ -74,6 +83,21 @@ def _parser() -> argparse.ArgumentParser:
     pack.add_argument("dst", metavar="DST", nargs="?",
                       help=f"blob to write (default: {cached_blob_path()}, where Detector() "
                       "looks)")
+
+    export = sub.add_parser(
+        "export",
+        help="write the network as a TFLite or ONNX model",
+        description="Write the network, with the model's weights, as a float32 TFLite "
+        "flatbuffer or an ONNX model (input normalized_input_image_tensor [1, 300, 300, 3]; "
+        "outputs box encodings [1, 1917, 4] and class logits [1, 1917, 2]). Needs the "
+        "export extra: pip install 'ssdface[export]'.",
+    )
+    export.add_argument("--format", required=True, choices=("tflite", "onnx"),
+                        help="model format to write")
+    export.add_argument("out", metavar="OUT", help="model file to write")
+    export.add_argument("--weights", metavar="NPY_DIR",
+                        help=f"folder of the model's 144 .npy files (default: ${ENV_VAR} if it "
+                        "is a folder; a weights blob cannot be exported)")
 
     info = sub.add_parser("info", help="say where the weights come from and what they are")
     info.add_argument("--weights", metavar="PATH", help="weights blob or folder of .npy files")
@@ -138,6 +162,53 @@ def _pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_weights_dir(weights: str | None) -> Path:
+    """The .npy folder to export from: ``--weights`` or ``$SSDFACE_WEIGHTS``."""
+    need = "export needs the folder of the model's .npy files"
+    if weights is not None:
+        path = Path(weights)
+        if not path.exists():
+            raise FileNotFoundError(f"weights not found: {path}")
+        if not path.is_dir():
+            raise ValueError(f"{need}, not a weights blob or file: {path}")
+        return path
+    env = os.environ.get(ENV_VAR)
+    if env and Path(env).is_dir():
+        return Path(env)
+    try:
+        found = find_weights(None)
+    except WeightsNotFoundError:
+        found = None
+    where = f"; the only weights found are the blob {found}" if found is not None else ""
+    raise ValueError(f"{need}: pass --weights NPY_DIR or set ${ENV_VAR} to that folder{where}")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from . import export
+
+    src = _export_weights_dir(args.weights)
+    build = {"tflite": export.export_tflite, "onnx": export.export_onnx}[args.format]
+    weights = export.load_npy_weights(src)
+    dst = Path(args.out)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    # Write next to the destination and rename, so that no half-written model is left.
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+    try:
+        try:
+            build(weights, tmp)
+        except ImportError as exc:
+            raise ImportError(
+                f"exporting to {args.format} needs the {exc.name or 'export'} package: "
+                "pip install 'ssdface[export]'"
+            ) from exc
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print(f"wrote {dst} ({dst.stat().st_size} bytes)")
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     path = find_weights(args.weights)
     detector = Detector(path)
@@ -152,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ssdface`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        return {"detect": _detect, "pack": _pack, "info": _info}[args.command](args)
+        commands = {"detect": _detect, "pack": _pack, "export": _export, "info": _info}
+        return commands[args.command](args)
     except (OSError, ValueError, TypeError, ImportError) as exc:
         print(f"ssdface: error: {exc}", file=sys.stderr)
         return 1

@@ -93,19 +93,22 @@ _EXTRAS: tuple[tuple[int, int, int], ...] = (
 
 
 def load_npy_weights(weights_dir: str | PathLike[str]) -> dict[str, np.ndarray]:
-    """Load every ``*.npy`` file of ``weights_dir`` as a float32 array.
+    """Read and check the model's 144 ``.npy`` files; return name -> float32 array.
 
-    Keys are the file names without the ``.npy`` suffix.  No validation is done
-    here beyond what the exporters check while building the graph.
+    Keys are the file names without the ``.npy`` suffix.  Loading goes through
+    :func:`ssdface.weights.read_npy_dir`, so every file the network reads must
+    be there, hold float32 values of the expected shape and be finite; errors
+    name the file.  Other ``.npy`` files in the folder are ignored.
 
     Raises:
-        FileNotFoundError: if the folder holds no ``.npy`` file.
+        NotADirectoryError: if ``weights_dir`` is not a folder.
+        FileNotFoundError: if a weight file is missing.
+        ValueError: if a file is unreadable or has the wrong dtype or shape.
     """
-    folder = Path(weights_dir)
-    files = sorted(folder.glob("*.npy"))
-    if not files:
-        raise FileNotFoundError(f"no .npy files in {folder}")
-    return {f.stem: np.ascontiguousarray(np.load(f), dtype=np.float32) for f in files}
+    from .weights import read_npy_dir, tensor_specs
+
+    names = [name for name, _kind, _shape in tensor_specs()]
+    return dict(zip(names, read_npy_dir(weights_dir)))
 
 
 # ---------------------------------------------------------------------------

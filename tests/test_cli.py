@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from ssdface.cli import main
@@ -62,8 +63,58 @@ def test_errors_are_one_line(tmp_path, capsys, weights_dir):
     assert "missing weight file" in capsys.readouterr().err
 
 
+def test_export_tflite_loads(tmp_path, capsys, weights_dir):
+    from ai_edge_litert.interpreter import Interpreter
+
+    out = tmp_path / "models" / "face.tflite"
+    assert main(["export", "--format", "tflite", str(out), "--weights", str(weights_dir)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {out} ({out.stat().st_size} bytes)"
+    assert [p.name for p in out.parent.iterdir()] == ["face.tflite"]  # no temporary file left
+    it = Interpreter(model_path=str(out), num_threads=1)
+    it.allocate_tensors()
+    (inp,) = it.get_input_details()
+    assert inp["name"] == "normalized_input_image_tensor" and list(inp["shape"]) == [1, 300, 300, 3]
+    assert [list(d["shape"]) for d in it.get_output_details()] == [[1, 1917, 4], [1, 1917, 2]]
+
+
+def test_export_onnx_from_env_loads(tmp_path, capsys, monkeypatch, weights_dir):
+    import onnx
+    import onnxruntime as ort
+
+    monkeypatch.setenv("SSDFACE_WEIGHTS", str(weights_dir))
+    out = tmp_path / "face.onnx"
+    assert main(["export", "--format", "onnx", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    onnx.checker.check_model(str(out))
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = np.zeros((1, 300, 300, 3), dtype=np.float32)
+    box, cls = sess.run(None, {"normalized_input_image_tensor": x})
+    assert box.shape == (1, 1917, 4) and cls.shape == (1, 1917, 2)
+
+
+def test_export_needs_npy_folder(tmp_path, capsys, monkeypatch, weights_dir):
+    blob = tmp_path / "w.blob"
+    assert main(["pack", str(weights_dir), str(blob)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "m.onnx"
+    # A blob given explicitly, or as the only weights there are: a clear one-line error.
+    assert main(["export", "--format", "onnx", str(out), "--weights", str(blob)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs the folder of the model's .npy files" in err[0]
+    monkeypatch.setenv("SSDFACE_WEIGHTS", str(blob))
+    assert main(["export", "--format", "tflite", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"the only weights found are the blob {blob}" in err[0]
+    # A folder without the model's files names the missing one; nothing is written.
+    assert main(["export", "--format", "onnx", str(out), "--weights", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing weight file" in err[0]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("args", [["detect"], ["detect", "a.jpg", "--threshold", "2"],
-                                  ["detect", "a.jpg", "--max-faces", "0"], ["bogus"], []])
+                                  ["detect", "a.jpg", "--max-faces", "0"], ["bogus"], [],
+                                  ["export", "m.onnx"], ["export", "--format", "pb", "m.pb"]])
 def test_usage_errors(capsys, args):
     with pytest.raises(SystemExit) as exc:
         main(args)
@@ -71,7 +122,7 @@ def test_usage_errors(capsys, args):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["detect", "--help"], ["pack", "--help"],
-                                  ["--version"]])
+                                  ["export", "--help"], ["--version"]])
 def test_help(args):
     proc = subprocess.run([sys.executable, "-m", "ssdface", *args], capture_output=True,
                           text=True, timeout=60)
