@@ -135,9 +135,11 @@ static void build(ssdf_graph *g) {
             snprintf(blk, sizeof blk, PREFIX "expanded_conv");
         else
             snprintf(blk, sizeof blk, PREFIX "expanded_conv_%d", n);
-        /* Every block runs fused (producer -> depthwise -> project) but
-         * block 13, whose expansion is feature map 0 and must be kept. */
-        const int fused = n != 13;
+        /* Blocks run fused (producer -> depthwise -> project) when their
+         * expansion is large, but not block 13, whose expansion is feature
+         * map 0 and must be kept. */
+        const size_t expanded = (size_t)b.h * b.w * (BLOCKS[n].expand ? BLOCKS[n].expand : b.c);
+        const int fused = n != 13 && expanded * sizeof(float) > SSDF_FUSE_MIN_BYTES;
         if (BLOCKS[n].expand) {
             snprintf(w, sizeof w, "%s_expand_weights", blk);
             snprintf(bias, sizeof bias, "%s_expand_Conv2D_bias", blk);

@@ -14,6 +14,10 @@
 #define SSDF_MAX_LAYERS 80
 #define SSDF_NUM_SLOTS 3
 #define SSDF_TENSOR_NAME_MAX 88
+/* A block runs fused when its expanded tensor is larger than this; smaller
+ * ones (the 10x10 blocks) are faster as whole-tensor GEMMs, whose tiles are
+ * fuller and whose threads split channels instead of recomputing rows. */
+#define SSDF_FUSE_MIN_BYTES (1024 * 1024)
 
 
 /* How a weight tensor is laid out in the blob (see pack.c). */
