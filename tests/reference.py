@@ -81,6 +81,20 @@ _ASPECT_RATIOS = (1.0, 2.0, 0.5, 3.0, 0.3333)
 # ---------------------------------------------------------------------------
 
 
+def rel_l2(actual: np.ndarray, expected: np.ndarray) -> float:
+    """Relative L2 error ||actual - expected|| / ||expected||, in float64 (the
+    metric every numerical test uses)."""
+    a = np.asarray(actual, dtype=np.float64)
+    b = np.asarray(expected, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / max(float(np.linalg.norm(b)), 1e-30))
+
+
+def random_input(seed: int) -> np.ndarray:
+    """A float32 network input [1, 300, 300, 3], uniform in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1.0, 1.0, size=(1, INPUT_SIZE, INPUT_SIZE, 3)).astype(np.float32)
+
+
 def load_weights(weights_dir: str | PathLike[str]) -> dict[str, np.ndarray]:
     """Load every ``*.npy`` file of ``weights_dir`` as float64.
 

@@ -19,16 +19,8 @@ SEED = 4321
 RTOL = 1e-4
 
 
-def rel_l2(actual: np.ndarray, expected: np.ndarray) -> float:
-    """||actual - expected|| / ||expected|| in float64."""
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def random_input(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.uniform(-1.0, 1.0, size=(1, 300, 300, 3)).astype(np.float32)
 
 
 def tflite_interpreter_class() -> type:
@@ -71,7 +63,7 @@ def tflite_outputs(tflite_path: Path) -> tuple[np.ndarray, np.ndarray]:
     assert list(inp["shape"]) == [1, 300, 300, 3] and inp["dtype"] == np.float32
     outs = it.get_output_details()
     assert [d["name"] for d in outs] == [export.BOX_OUTPUT_NAME, export.CLASS_OUTPUT_NAME]
-    it.set_tensor(inp["index"], random_input(SEED))
+    it.set_tensor(inp["index"], reference.random_input(SEED))
     it.invoke()
     box, cls = (it.get_tensor(d["index"]) for d in outs)
     return box, cls
@@ -88,7 +80,7 @@ def onnx_outputs(onnx_path: Path) -> tuple[np.ndarray, np.ndarray]:
         export.BOX_OUTPUT_NAME,
         export.CLASS_OUTPUT_NAME,
     ]
-    box, cls = sess.run(None, {export.INPUT_NAME: random_input(SEED)})
+    box, cls = sess.run(None, {export.INPUT_NAME: reference.random_input(SEED)})
     return box, cls
 
 
@@ -98,8 +90,8 @@ def check_outputs(
     box, cls = outputs
     assert box.shape == (1, reference.NUM_ANCHORS, 4) and box.dtype == np.float32
     assert cls.shape == (1, reference.NUM_ANCHORS, 2) and cls.dtype == np.float32
-    err_box = rel_l2(box, expected[0])
-    err_cls = rel_l2(cls, expected[1])
+    err_box = reference.rel_l2(box, expected[0])
+    err_cls = reference.rel_l2(cls, expected[1])
     assert err_box <= RTOL, f"box encodings relative L2 error {err_box:.3g}"
     assert err_cls <= RTOL, f"class logits relative L2 error {err_cls:.3g}"
 
@@ -111,12 +103,12 @@ def test_load_npy_weights(npy_weights: dict[str, np.ndarray]) -> None:
 
 
 def test_tflite_matches_reference(tflite_outputs, ref_cache) -> None:
-    expected = ref_cache.forward(f"export-random:{SEED}", lambda: random_input(SEED))
+    expected = ref_cache.forward(f"export-random:{SEED}", lambda: reference.random_input(SEED))
     check_outputs(tflite_outputs, expected)
 
 
 def test_onnx_matches_reference(onnx_outputs, ref_cache) -> None:
-    expected = ref_cache.forward(f"export-random:{SEED}", lambda: random_input(SEED))
+    expected = ref_cache.forward(f"export-random:{SEED}", lambda: reference.random_input(SEED))
     check_outputs(onnx_outputs, expected)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
 
 import ssdface
 from ssdface import _core
@@ -13,9 +14,6 @@ from ssdface import _core
 VARIANTS = ssdface.available_isas()  # includes "reference"
 
 
-def rel_l2(a, b) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +31,8 @@ def test_whole_network_per_variant(weights_dir, photo_input, photo_reference, is
     det = ssdface.Detector(weights_dir, isa=isa)
     assert det.isa == isa
     boxes, logits = det.forward(photo_input)
-    assert rel_l2(boxes, photo_reference[0]) <= 1e-4
-    assert rel_l2(logits, photo_reference[1]) <= 1e-4
+    assert reference.rel_l2(boxes, photo_reference[0]) <= 1e-4
+    assert reference.rel_l2(logits, photo_reference[1]) <= 1e-4
 
 
 @pytest.mark.parametrize("isa", [v for v in VARIANTS if v != "reference"])
@@ -100,8 +98,8 @@ def test_reference_kernels_are_the_yardstick(photo_input, photo_reference, weigh
     """The C reference kernels alone agree with float64 NumPy to ~1e-6."""
     det = ssdface.Detector(weights_dir, isa="reference")
     boxes, logits = det.forward(photo_input)
-    assert rel_l2(boxes, photo_reference[0]) <= 1e-5
-    assert rel_l2(logits, photo_reference[1]) <= 1e-5
+    assert reference.rel_l2(boxes, photo_reference[0]) <= 1e-5
+    assert reference.rel_l2(logits, photo_reference[1]) <= 1e-5
 
 
 def _os_threads() -> int:

@@ -13,10 +13,6 @@ FAST = [name for name in _core.kernel_sets() if name != "reference"]  # every va
 TOL = 1e-5  # relative L2, float32 fast path vs reference
 
 
-def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
 def random_case(rng, h, w, cin, cout, k):
@@ -43,8 +39,8 @@ def test_conv3x3(impl, stride, relu6, shape):
     ref = _core.conv2d(x, w, b, stride, relu6, impl="reference")
     npref = reference.conv2d_same(x.astype(np.float64), w.astype(np.float64), b, stride, relu6)
     assert fast.shape == npref.shape
-    assert rel_l2(fast, ref) <= TOL
-    assert rel_l2(ref, npref) <= 1e-6
+    assert reference.rel_l2(fast, ref) <= TOL
+    assert reference.rel_l2(ref, npref) <= 1e-6
 
 
 @pytest.mark.parametrize("impl", FAST)
@@ -63,8 +59,8 @@ def test_depthwise3x3(impl, stride, relu6, hwc):
     npref = reference.depthwise_conv2d_same(x.astype(np.float64), w.astype(np.float64), b,
                                             stride, relu6)
     assert fast.shape == npref.shape
-    assert rel_l2(fast, ref) <= TOL
-    assert rel_l2(ref, npref) <= 1e-6
+    assert reference.rel_l2(fast, ref) <= TOL
+    assert reference.rel_l2(ref, npref) <= 1e-6
 
 
 @pytest.mark.parametrize("impl", FAST)
@@ -85,8 +81,8 @@ def test_conv1x1(impl, relu6, residual, shape):
         expect = expect + res
     if relu6:
         expect = np.clip(expect, 0, 6)
-    assert rel_l2(fast, ref) <= TOL
-    assert rel_l2(ref, expect) <= 1e-6
+    assert reference.rel_l2(fast, ref) <= TOL
+    assert reference.rel_l2(ref, expect) <= 1e-6
 
 
 def _real(weights_dir, name):
@@ -125,7 +121,7 @@ def test_real_weights(weights_dir, impl, layer):
     run = _core.depthwise_conv2d if kind == "dw" else _core.conv2d
     fast = run(x, w, b, stride, relu6, impl=impl)
     ref = run(x, w, b, stride, relu6, impl="reference")
-    assert rel_l2(fast, ref) <= TOL
+    assert reference.rel_l2(fast, ref) <= TOL
 
 
 def test_kernel_arguments_are_checked():

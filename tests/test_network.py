@@ -14,16 +14,8 @@ FORWARD_RTOL = 1e-4
 PREPROCESS_ATOL = 1e-4
 
 
-def rel_l2(actual: np.ndarray, expected: np.ndarray) -> float:
-    """||actual - expected|| / ||expected|| in float64."""
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def random_input(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.uniform(-1.0, 1.0, size=(1, 300, 300, 3)).astype(np.float32)
 
 
 def check_forward(outputs, n: int, ref_box: np.ndarray, ref_cls: np.ndarray) -> None:
@@ -34,8 +26,8 @@ def check_forward(outputs, n: int, ref_box: np.ndarray, ref_cls: np.ndarray) -> 
     assert box.shape == (n, reference.NUM_ANCHORS, 4)
     assert cls.shape == (n, reference.NUM_ANCHORS, 2)
     assert np.isfinite(box).all() and np.isfinite(cls).all()
-    err_box = rel_l2(box, ref_box)
-    err_cls = rel_l2(cls, ref_cls)
+    err_box = reference.rel_l2(box, ref_box)
+    err_cls = reference.rel_l2(cls, ref_cls)
     assert err_box <= FORWARD_RTOL, f"box encodings relative L2 error {err_box:.3g}"
     assert err_cls <= FORWARD_RTOL, f"class logits relative L2 error {err_cls:.3g}"
 
@@ -55,13 +47,13 @@ def test_forward_photo(name, photos, detector, ref_cache):
 
 @pytest.mark.parametrize("seed", RANDOM_SEEDS)
 def test_forward_random(seed, detector, ref_cache):
-    x = random_input(seed)
+    x = reference.random_input(seed)
     ref_box, ref_cls = ref_cache.forward(f"net-random:{seed}", lambda: x)
     check_forward(detector.forward(x), 1, ref_box, ref_cls)
 
 
 def test_forward_batch(detector, ref_cache):
-    inputs = [random_input(seed) for seed in RANDOM_SEEDS]
+    inputs = [reference.random_input(seed) for seed in RANDOM_SEEDS]
     refs = [
         ref_cache.forward(f"net-random:{seed}", lambda x=x: x)
         for seed, x in zip(RANDOM_SEEDS, inputs)
@@ -74,12 +66,12 @@ def test_forward_batch(detector, ref_cache):
     )
     # Each image of the batch on its own, too (no mixing between images).
     for i, (ref_box, ref_cls) in enumerate(refs):
-        assert rel_l2(box[i], ref_box[0]) <= FORWARD_RTOL
-        assert rel_l2(cls[i], ref_cls[0]) <= FORWARD_RTOL
+        assert reference.rel_l2(box[i], ref_box[0]) <= FORWARD_RTOL
+        assert reference.rel_l2(cls[i], ref_cls[0]) <= FORWARD_RTOL
 
 
 def test_forward_multithreaded(weights_dir, ref_cache):
-    inputs = [random_input(seed) for seed in RANDOM_SEEDS]
+    inputs = [reference.random_input(seed) for seed in RANDOM_SEEDS]
     refs = [
         ref_cache.forward(f"net-random:{seed}", lambda x=x: x)
         for seed, x in zip(RANDOM_SEEDS, inputs)
@@ -94,7 +86,7 @@ def test_forward_multithreaded(weights_dir, ref_cache):
 
 
 def test_forward_does_not_modify_input(detector):
-    x = random_input(7)
+    x = reference.random_input(7)
     before = x.copy()
     detector.forward(x)
     np.testing.assert_array_equal(x, before)

@@ -34,10 +34,6 @@ EXPECTED_FACES = {"group_selfie": 4, "portrait_padded": 1, "foliage_no_face": 0}
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def rel_l2(actual: np.ndarray, expected: np.ndarray) -> float:
-    a = np.asarray(actual, dtype=np.float64)
-    b = np.asarray(expected, dtype=np.float64)
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +95,7 @@ def check_forward(
 ) -> None:
     for name, got, want in zip(("box encodings", "class logits"), outputs, expected):
         assert got.shape == want.shape and got.dtype == np.float32, (name, got.shape, got.dtype)
-        err = rel_l2(got, want)
+        err = reference.rel_l2(got, want)
         assert err <= RTOL, f"{name}: relative L2 error {err:.3g} > {RTOL}"
 
 
