@@ -31,20 +31,23 @@
  * stay in L2 while every A tile of the range streams past them. */
 #define B_BLOCK_BYTES (256 * 1024)
 
-/* C[mr x 16*np] (cols valid columns) = A[mr x K] * B-panels (+ bias, + res,
- * ReLU6). mr and np are compile-time constants at every call site, so the
- * accumulators live in registers. */
-FORCE_INLINE void gemm_tile(const int mr, const int np, size_t K, const float *a, size_t lda,
-                            const float *w, size_t pstride, float *c, size_t ldc,
-                            const float *res, int relu6, int cols) {
-    VEC acc[TILE_M][TILE_P];
+/* A GEMM tile is built from three steps (always inlined with constant mr
+ * and np, so that the accumulators live in registers):
+ *   tile_init:       acc = bias of each panel
+ *   tile_accumulate: acc += A[mr x K] * B[K x 16*np] (B: panel rows from b)
+ *   tile_store:      (+ res) (ReLU6) and store the `cols` valid columns. */
+FORCE_INLINE void tile_init(const int mr, const int np, VEC acc[TILE_M][TILE_P],
+                            const float *w, size_t pstride) {
 #pragma GCC unroll 16
     for (int j = 0; j < np; j++) {
         const VEC bias = vload(w + j * pstride);
 #pragma GCC unroll 16
         for (int r = 0; r < mr; r++) acc[r][j] = bias;
     }
-    const float *b = w + SSDF_PANEL;
+}
+
+FORCE_INLINE void tile_accumulate(const int mr, const int np, VEC acc[TILE_M][TILE_P], size_t K,
+                                  const float *a, size_t lda, const float *b, size_t pstride) {
     for (size_t k = 0; k < K; k++, b += SSDF_PANEL) {
         VEC bk[TILE_P];
 #pragma GCC unroll 16
@@ -56,6 +59,10 @@ FORCE_INLINE void gemm_tile(const int mr, const int np, size_t K, const float *a
             for (int j = 0; j < np; j++) acc[r][j] = vfma(ar, bk[j], acc[r][j]);
         }
     }
+}
+
+FORCE_INLINE void tile_store(const int mr, const int np, VEC acc[TILE_M][TILE_P], float *c,
+                             size_t ldc, const float *res, int relu6, int cols) {
 #pragma GCC unroll 16
     for (int r = 0; r < mr; r++) {
 #pragma GCC unroll 16
@@ -74,6 +81,17 @@ FORCE_INLINE void gemm_tile(const int mr, const int np, size_t K, const float *a
             }
         }
     }
+}
+
+/* C[mr x 16*np] (cols valid columns) = A[mr x K] * B-panels (+ bias, + res,
+ * ReLU6). */
+FORCE_INLINE void gemm_tile(const int mr, const int np, size_t K, const float *a, size_t lda,
+                            const float *w, size_t pstride, float *c, size_t ldc,
+                            const float *res, int relu6, int cols) {
+    VEC acc[TILE_M][TILE_P];
+    tile_init(mr, np, acc, w, pstride);
+    tile_accumulate(mr, np, acc, K, a, lda, w + SSDF_PANEL, pstride);
+    tile_store(mr, np, acc, c, ldc, res, relu6, cols);
 }
 
 /* Instantiate gemm_tile for the runtime mr (1..TILE_M) and panel count. */
@@ -206,39 +224,11 @@ FORCE_INLINE void direct_tile(const int mr, const int np, size_t C, const float 
                               size_t row_stride, const float *w, size_t pstride, float *c,
                               size_t ldc, int relu6, int cols) {
     VEC acc[TILE_M][TILE_P];
-#pragma GCC unroll 16
-    for (int j = 0; j < np; j++) {
-        const VEC bias = vload(w + j * pstride);
-#pragma GCC unroll 16
-        for (int r = 0; r < mr; r++) acc[r][j] = bias;
-    }
-    const float *b = w + SSDF_PANEL;
-    for (int ky = 0; ky < 3; ky++, a += row_stride) {
-        for (size_t k = 0; k < 3 * C; k++, b += SSDF_PANEL) {
-            VEC bk[TILE_P];
-#pragma GCC unroll 16
-            for (int j = 0; j < np; j++) bk[j] = vload(b + j * pstride);
-#pragma GCC unroll 16
-            for (int r = 0; r < mr; r++) {
-                const VEC ar = vbcast(a[r * lda + k]);
-#pragma GCC unroll 16
-                for (int j = 0; j < np; j++) acc[r][j] = vfma(ar, bk[j], acc[r][j]);
-            }
-        }
-    }
-#pragma GCC unroll 16
-    for (int r = 0; r < mr; r++) {
-#pragma GCC unroll 16
-        for (int j = 0; j < np; j++) {
-            const int n = cols - SSDF_PANEL * j;
-            VEC v = acc[r][j];
-            if (relu6) v = vrelu6(v);
-            if (n >= SSDF_PANEL)
-                vstore(c + r * ldc + SSDF_PANEL * j, v);
-            else
-                vstoren(c + r * ldc + SSDF_PANEL * j, v, n);
-        }
-    }
+    tile_init(mr, np, acc, w, pstride);
+    for (int ky = 0; ky < 3; ky++) /* B rows (ky*3 + kx)*C + c: 3*C per kernel row */
+        tile_accumulate(mr, np, acc, 3 * C, a + ky * row_stride, lda,
+                        w + SSDF_PANEL * (1 + 3 * C * ky), pstride);
+    tile_store(mr, np, acc, c, ldc, NULL, relu6, cols);
 }
 
 /* 3x3 conv with a short reduction (K = 9*C <= SSDF_DIRECT_MAX_K: the first layer):
