@@ -48,7 +48,10 @@ class BuildExtEmbeddingWeights(build_ext):
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         code = ("import sys; sys.path.insert(0, sys.argv[1]); "
                 "from ssdface.weights import pack_weights; pack_weights(sys.argv[2], sys.argv[3])")
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, HERE]))
+        # The packer needs numpy, which an isolated build has only on this
+        # process's sys.path: hand the whole path down.
+        path = [root, HERE, *(p for p in sys.path if p)]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
         subprocess.check_call([sys.executable, "-c", code, root, src, dst], env=env)
         print(f"ssdface: embedded weights from {src} as {dst}")
 
