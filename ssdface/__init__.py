@@ -5,7 +5,7 @@
 >>> faces = detector.detect("photo.jpg")   # [Face(box=(xmin, ymin, xmax, ymax), score=...)]
 """
 
-from .detector import Detector, Face, preprocess
+from .detector import Detector, Face, anchors, postprocess, preprocess
 from .isa import available_isas, best_isa, default_isa
 from .weights import BlobError, WeightsNotFoundError, pack_weights
 
@@ -17,9 +17,11 @@ __all__ = [
     "Face",
     "WeightsNotFoundError",
     "__version__",
+    "anchors",
     "available_isas",
     "best_isa",
     "default_isa",
     "pack_weights",
+    "postprocess",
     "preprocess",
 ]

@@ -88,6 +88,7 @@ cdef extern from "kernels/kernels.h":
     const ssdf_kernel_table *ssdf_kernels_by_name(const char *name)
 
 cdef extern from "postprocess.h":
+    void ssdf_anchors(const ssdf_graph *g, float *anchors)
     ctypedef struct ssdf_face:
         float xmin, ymin, xmax, ymax, score
         int anchor
@@ -195,6 +196,14 @@ def layers():
                         dst_offset=L.dst_offset, fuse_next=bool(L.fuse_next),
                         weight=g.tensors[L.weight].name.decode(),
                         bias=g.tensors[L.bias].name.decode()))
+    return out
+
+
+def anchors():
+    """The network's anchors as (yc, xc, h, w), float32 [1917, 4]."""
+    out = np.empty((SSDF_NUM_ANCHORS, 4), dtype=np.float32)
+    cdef float[:, ::1] ov = out
+    ssdf_anchors(ssdf_graph_get(), &ov[0, 0])
     return out
 
 

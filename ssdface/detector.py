@@ -47,6 +47,57 @@ def preprocess(image: Any) -> np.ndarray:
     return _core.resize_normalize(as_image_array(image))[None]
 
 
+def anchors() -> np.ndarray:
+    """The 1917 anchors as ``(yc, xc, h, w)``, normalised, float32 (constants
+    of the model; no weights needed)."""
+    return _core.anchors()
+
+
+def postprocess(
+    box_encodings: np.ndarray,
+    class_logits: np.ndarray,
+    image_size: tuple[int, int],
+    *,
+    score_threshold: float = 0.5,
+    iou_threshold: float = 0.6,
+    max_faces: int = 100,
+) -> list[Face]:
+    """Faces from one image's raw network outputs, as :meth:`Detector.detect`
+    computes them: sigmoid scores, box decoding, greedy NMS.
+
+    ``box_encodings`` ``[1917, 4]`` and ``class_logits`` ``[1917, 2]`` (or
+    with a leading batch axis of 1), e.g. one row of :meth:`Detector.forward`
+    (or another engine's outputs for the same model); ``image_size`` is
+    ``(width, height)`` of the image, for pixel boxes.
+    """
+    score_threshold = _check_threshold("score_threshold", score_threshold)
+    iou_threshold = _check_threshold("iou_threshold", iou_threshold)
+    max_faces = _check_positive_int("max_faces", max_faces)
+    width, height = (float(v) for v in image_size)
+    if not (width > 0 and height > 0):
+        raise ValueError(f"image_size must be positive (width, height), got {image_size}")
+    arrays = []
+    for name, a, cols in (("box_encodings", box_encodings, 4), ("class_logits", class_logits, 2)):
+        a = np.asarray(a)
+        if a.dtype.kind != "f":
+            raise TypeError(f"{name} must hold floats, got {a.dtype}")
+        if a.shape == (1, NUM_ANCHORS, cols):
+            a = a[0]
+        if a.shape != (NUM_ANCHORS, cols):
+            raise ValueError(f"{name} must have shape [{NUM_ANCHORS}, {cols}], got {list(a.shape)}")
+        arrays.append(np.ascontiguousarray(a, dtype=np.float32))
+    rows = _core.postprocess(arrays[0], arrays[1], _core.anchors(), score_threshold,
+                             iou_threshold, max_faces, width, height)
+    return _faces(rows)
+
+
+def _faces(rows: np.ndarray) -> list[Face]:
+    return [
+        Face(box=(float(r[0]), float(r[1]), float(r[2]), float(r[3])), score=float(r[4]))
+        for r in rows
+    ]
+
+
 def _check_threshold(name: str, value: float) -> float:
     value = float(value)
     if not 0.0 <= value <= 1.0:  # also rejects NaN
@@ -125,10 +176,7 @@ class Detector:
         rows = self._engine.detect(
             array, self.score_threshold, self.iou_threshold, self.max_faces
         )
-        return [
-            Face(box=(float(r[0]), float(r[1]), float(r[2]), float(r[3])), score=float(r[4]))
-            for r in rows
-        ]
+        return _faces(rows)
 
     def detect_batch(self, images: Sequence[Any]) -> list[list[Face]]:
         """:meth:`detect` on each image, in order.

@@ -73,3 +73,42 @@ def test_postprocess_checks_shapes():
     # NaN logits never become faces.
     nan = np.full((1917, 2), np.nan, np.float32)
     assert len(_core.postprocess(z4, nan, a, 0.0, 0.6, 10, 1, 1)) == 0
+
+
+def test_public_anchors_need_no_weights():
+    import ssdface
+
+    np.testing.assert_allclose(ssdface.anchors(), reference.anchors_reference(), atol=1e-6)
+
+
+def test_public_postprocess_matches_detect(detector, photos):
+    """forward + ssdface.postprocess gives exactly what detect gives."""
+    import ssdface
+
+    for name, img in photos.items():
+        boxes, logits = detector.forward(ssdface.preprocess(img))
+        faces = ssdface.postprocess(boxes, logits, (img.shape[1], img.shape[0]))
+        assert faces == detector.detect(img), name
+        # float64 outputs (another engine's) and no batch axis are accepted
+        again = ssdface.postprocess(boxes[0].astype(np.float64), logits[0],
+                                    (img.shape[1], img.shape[0]))
+        assert again == faces
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc",
+    [
+        ({"boxes": np.zeros((10, 4))}, ValueError),
+        ({"boxes": np.zeros((1917, 4), np.int32)}, TypeError),
+        ({"size": (0, 10)}, ValueError),
+        ({"score_threshold": 2.0}, ValueError),
+        ({"max_faces": 0}, ValueError),
+    ],
+)
+def test_public_postprocess_checks_arguments(kwargs, exc):
+    import ssdface
+
+    boxes = kwargs.pop("boxes", np.zeros((1917, 4), np.float32))
+    size = kwargs.pop("size", (640, 480))
+    with pytest.raises(exc):
+        ssdface.postprocess(boxes, np.zeros((1917, 2), np.float32), size, **kwargs)
