@@ -171,6 +171,7 @@ int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_err
 }
 const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e) { return e->kernels; }
 const float *ssdf_engine_anchors(const ssdf_engine *e) { return e->anchors; }
+const float *ssdf_engine_tensor(const ssdf_engine *e, int i) { return e->tensors[i]; }
 size_t ssdf_engine_arena_bytes(const ssdf_engine *e) { return e->arena_bytes; }
 
 /* Thread t's share of a layer. Output pixels are split when the input (A)

@@ -45,6 +45,9 @@ int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, i
                        float iou_threshold, int max_faces, ssdf_face *faces, int *n_faces,
                        ssdf_error *err);
 
+/* Packed data of graph tensor i, validated (i < the graph's tensor count). */
+const float *ssdf_engine_tensor(const ssdf_engine *e, int i);
+
 /* Anchors (yc, xc, h, w) x 1917. */
 const float *ssdf_engine_anchors(const ssdf_engine *e);
 

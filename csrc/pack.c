@@ -62,3 +62,16 @@ void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, const float *
         }
     }
 }
+
+void ssdf_unpack_tensor(const ssdf_tensor_spec *t, const float *packed, float *src) {
+    if (t->kind == SSDF_KIND_BIAS) {
+        memcpy(src, packed, ssdf_source_floats(t) * sizeof(float));
+        return;
+    }
+    const gemm_view v = view_of(t);
+    for (size_t n = 0; n < v.N; n++) {
+        const float *panel = packed + (n / SSDF_PANEL) * ssdf_panel_floats(v.K);
+        for (size_t k = 0; k < v.K; k++)
+            src[k * v.stride_k + n * v.stride_n] = panel[SSDF_PANEL * (k + 1) + n % SSDF_PANEL];
+    }
+}

@@ -19,4 +19,9 @@ size_t ssdf_packed_floats(const ssdf_tensor_spec *t);
  * bias is stored as is. `dst` holds ssdf_packed_floats(t) floats. */
 void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, const float *bias, float *dst);
 
+/* The inverse of ssdf_pack_tensor for the weights alone: write the source
+ * layout (ssdf_source_floats(t) floats) back from a packed tensor. Used to
+ * export a model from a blob. */
+void ssdf_unpack_tensor(const ssdf_tensor_spec *t, const float *packed, float *src);
+
 #endif

@@ -52,6 +52,7 @@ cdef extern from "pack.h":
     size_t ssdf_packed_floats(const ssdf_tensor_spec *t)
     void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, const float *bias,
                           float *dst) nogil
+    void ssdf_unpack_tensor(const ssdf_tensor_spec *t, const float *packed, float *src) nogil
 
 cdef extern from "blob.h":
     ctypedef struct ssdf_blob_info:
@@ -120,6 +121,7 @@ cdef extern from "engine.h":
                            float iou_threshold, int max_faces, ssdf_face *faces, int *n_faces,
                            ssdf_error *err) nogil
     const float *ssdf_engine_anchors(const ssdf_engine *e)
+    const float *ssdf_engine_tensor(const ssdf_engine *e, int i)
     size_t ssdf_engine_arena_bytes(const ssdf_engine *e)
 
 
@@ -526,6 +528,20 @@ cdef class Engine:
         if rc:
             raise_error(rc, &err)
         return times
+
+    def source_tensors(self):
+        """Every weight tensor back in its source (TFLite, .npy) layout, as a
+        dict name -> float32 array, unpacked from the validated blob."""
+        cdef const ssdf_graph *g = ssdf_graph_get()
+        cdef float[::1] ov
+        out = {}
+        for i in range(g.n_tensors):
+            t = &g.tensors[i]
+            arr = np.empty(ssdf_source_floats(t), dtype=np.float32)
+            ov = arr
+            ssdf_unpack_tensor(t, ssdf_engine_tensor(self._engine, i), &ov[0])
+            out[t.name.decode()] = arr.reshape(tuple(t.shape[d] for d in range(t.ndim)))
+        return out
 
     def anchors(self):
         """Anchors (yc, xc, h, w), float32 [1917, 4]."""

@@ -2,7 +2,7 @@
 
     ssdface detect IMAGE... [--weights PATH] [--threshold T] [--json] [--draw OUT_DIR]
     ssdface pack SRC_DIR [DST]
-    ssdface export --format tflite|onnx OUT [--weights NPY_DIR]
+    ssdface export --format tflite|onnx OUT [--weights PATH]
     ssdface info [--weights PATH]
 """
 
@@ -20,7 +20,6 @@ from .detector import Detector, Face
 from .image import load_image
 from .weights import (
     ENV_VAR,
-    WeightsNotFoundError,
     cached_blob_path,
     find_weights,
     pack_weights,
@@ -95,9 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=("tflite", "onnx"),
                         help="model format to write")
     export.add_argument("out", metavar="OUT", help="model file to write")
-    export.add_argument("--weights", metavar="NPY_DIR",
-                        help=f"folder of the model's 144 .npy files (default: ${ENV_VAR} if it "
-                        "is a folder; a weights blob cannot be exported)")
+    export.add_argument("--weights", metavar="PATH",
+                        help="weights blob or folder of .npy files (default: found as for "
+                        "detect)")
 
     info = sub.add_parser("info", help="say where the weights come from and what they are")
     info.add_argument("--weights", metavar="PATH", help="weights blob or folder of .npy files")
@@ -162,33 +161,11 @@ def _pack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_weights_dir(weights: str | None) -> Path:
-    """The .npy folder to export from: ``--weights`` or ``$SSDFACE_WEIGHTS``."""
-    need = "export needs the folder of the model's .npy files"
-    if weights is not None:
-        path = Path(weights)
-        if not path.exists():
-            raise FileNotFoundError(f"weights not found: {path}")
-        if not path.is_dir():
-            raise ValueError(f"{need}, not a weights blob or file: {path}")
-        return path
-    env = os.environ.get(ENV_VAR)
-    if env and Path(env).is_dir():
-        return Path(env)
-    try:
-        found = find_weights(None)
-    except WeightsNotFoundError:
-        found = None
-    where = f"; the only weights found are the blob {found}" if found is not None else ""
-    raise ValueError(f"{need}: pass --weights NPY_DIR or set ${ENV_VAR} to that folder{where}")
-
-
 def _export(args: argparse.Namespace) -> int:
     from . import export
 
-    src = _export_weights_dir(args.weights)
     build = {"tflite": export.export_tflite, "onnx": export.export_onnx}[args.format]
-    weights = export.load_npy_weights(src)
+    weights = export.load_weights(args.weights)
     dst = Path(args.out)
     dst.parent.mkdir(parents=True, exist_ok=True)
     # Write next to the destination and rename, so that no half-written model is left.

@@ -111,6 +111,20 @@ def load_npy_weights(weights_dir: str | PathLike[str]) -> dict[str, np.ndarray]:
     return dict(zip(names, read_npy_dir(weights_dir)))
 
 
+def load_weights(weights: str | PathLike[str] | None = None) -> dict[str, np.ndarray]:
+    """The model's weights in their source layout, name -> float32 array, from
+    a folder of ``.npy`` files or a blob (unpacked from the validated blob),
+    found the way :class:`ssdface.Detector` finds them when ``weights`` is None.
+    """
+    from ._core import Engine
+    from .weights import find_weights, map_blob
+
+    path = find_weights(weights)
+    if path.is_dir():
+        return load_npy_weights(path)
+    return Engine(map_blob(path)).source_tensors()
+
+
 # ---------------------------------------------------------------------------
 # The network as a list of layers
 # ---------------------------------------------------------------------------

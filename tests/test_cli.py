@@ -92,20 +92,25 @@ def test_export_onnx_from_env_loads(tmp_path, capsys, monkeypatch, weights_dir):
     assert box.shape == (1, 1917, 4) and cls.shape == (1, 1917, 2)
 
 
-def test_export_needs_npy_folder(tmp_path, capsys, monkeypatch, weights_dir):
+def test_export_from_blob(tmp_path, capsys, monkeypatch, weights_dir):
+    """A blob (given, or found like Detector() finds it) exports the same
+    model as the .npy folder: the blob unpacks to the exact source tensors."""
+    from ssdface import export
+
     blob = tmp_path / "w.blob"
     assert main(["pack", str(weights_dir), str(blob)]) == 0
+    from_npy, from_blob = tmp_path / "npy.tflite", tmp_path / "blob.tflite"
+    assert main(["export", "--format", "tflite", str(from_npy), "--weights", str(weights_dir)]) == 0
+    monkeypatch.setenv("SSDFACE_WEIGHTS", str(blob))
+    assert main(["export", "--format", "tflite", str(from_blob)]) == 0
+    assert from_blob.read_bytes() == from_npy.read_bytes()
+    unpacked, source = export.load_weights(blob), export.load_npy_weights(weights_dir)
+    assert unpacked.keys() == source.keys()
+    for name, value in source.items():
+        np.testing.assert_array_equal(unpacked[name], value, err_msg=name)
+    # A folder without the model's files names the missing one; nothing is written.
     capsys.readouterr()
     out = tmp_path / "m.onnx"
-    # A blob given explicitly, or as the only weights there are: a clear one-line error.
-    assert main(["export", "--format", "onnx", str(out), "--weights", str(blob)]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "needs the folder of the model's .npy files" in err[0]
-    monkeypatch.setenv("SSDFACE_WEIGHTS", str(blob))
-    assert main(["export", "--format", "tflite", str(out)]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"the only weights found are the blob {blob}" in err[0]
-    # A folder without the model's files names the missing one; nothing is written.
     assert main(["export", "--format", "onnx", str(out), "--weights", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing weight file" in err[0]
