@@ -19,7 +19,6 @@ from . import __version__
 from .detector import Detector, Face
 from .image import load_image
 from .weights import (
-    ENV_VAR,
     cached_blob_path,
     find_weights,
     pack_weights,
