@@ -254,7 +254,8 @@ static int run_forward(ssdf_engine *e, const float *input, float *boxes, float *
         if (!isfinite(input[i]))
             return ssdf_fail(err, SSDF_ERR_VALUE, "input holds a non-finite value (NaN or inf) at "
                              "flat index %zu", i);
-    ssdf_pool_run(e->pool, forward_region, &job);
+    if (ssdf_pool_run(e->pool, forward_region, &job) != 0)
+        return ssdf_fail(err, SSDF_ERR_NOMEM, "could not restart the worker threads");
     return SSDF_OK;
 }
 
@@ -290,8 +291,9 @@ int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, i
                                    SSDF_INPUT_SIZE, SSDF_INPUT_SIZE, e->nthreads, err);
     if (rc) return rc;
     resize_job job = {&plan, e->kernels, e->input};
-    ssdf_pool_run(e->pool, resize_region, &job);
+    rc = ssdf_pool_run(e->pool, resize_region, &job);
     ssdf_resize_plan_free(&plan);
+    if (rc) return ssdf_fail(err, SSDF_ERR_NOMEM, "could not restart the worker threads");
     rc = ssdf_engine_forward(e, e->input, e->boxes, e->logits, err);
     if (rc) return rc;
     *n_faces = ssdf_postprocess(e->boxes, e->logits, e->anchors, score_threshold, iou_threshold,

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -22,6 +23,7 @@ struct ssdf_pool {
     int n;
     pthread_t *threads;
     int started; /* workers created */
+    pid_t pid;   /* process that owns the workers (see ssdf_pool_run) */
 
     /* The current region. `generation` counts regions; workers run one when
      * it moves past the last one they ran. */
@@ -83,6 +85,31 @@ static void *worker_main(void *p) {
     }
 }
 
+/* (Re)initialise the synchronisation state and start the n - 1 workers. */
+static int start_workers(ssdf_pool *pool) {
+    pool->pid = getpid();
+    pool->started = 0;
+    atomic_store(&pool->generation, 0);
+    atomic_store(&pool->pending, 0);
+    atomic_store(&pool->stop, 0);
+    atomic_store(&pool->sleepers, 0);
+    atomic_store(&pool->arrived, 0);
+    atomic_store(&pool->sense, 0);
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->wake, NULL);
+    for (int i = 1; i < pool->n; i++) {
+        worker_arg *arg = malloc(sizeof *arg);
+        if (!arg) return -1;
+        *arg = (worker_arg){pool, i};
+        if (pthread_create(&pool->threads[i - 1], NULL, worker_main, arg) != 0) {
+            free(arg);
+            return -1;
+        }
+        pool->started++;
+    }
+    return 0;
+}
+
 ssdf_pool *ssdf_pool_create(int nthreads) {
     ssdf_pool *pool = calloc(1, sizeof *pool);
     if (!pool || nthreads < 1) {
@@ -90,34 +117,24 @@ ssdf_pool *ssdf_pool_create(int nthreads) {
         return NULL;
     }
     pool->n = nthreads;
-    pthread_mutex_init(&pool->lock, NULL);
-    pthread_cond_init(&pool->wake, NULL);
-    if (nthreads > 1) {
-        pool->threads = calloc((size_t)nthreads - 1, sizeof(pthread_t));
-        if (!pool->threads) {
-            ssdf_pool_destroy(pool);
-            return NULL;
-        }
-        for (int i = 1; i < nthreads; i++) {
-            worker_arg *arg = malloc(sizeof *arg);
-            if (!arg) {
-                ssdf_pool_destroy(pool);
-                return NULL;
-            }
-            *arg = (worker_arg){pool, i};
-            if (pthread_create(&pool->threads[i - 1], NULL, worker_main, arg) != 0) {
-                free(arg);
-                ssdf_pool_destroy(pool);
-                return NULL;
-            }
-            pool->started++;
-        }
+    if (nthreads > 1 && !(pool->threads = calloc((size_t)nthreads - 1, sizeof(pthread_t)))) {
+        free(pool);
+        return NULL;
+    }
+    if (start_workers(pool) != 0) {
+        ssdf_pool_destroy(pool);
+        return NULL;
     }
     return pool;
 }
 
 void ssdf_pool_destroy(ssdf_pool *pool) {
     if (!pool) return;
+    if (pool->pid != getpid()) { /* a forked child that never ran: no workers, */
+        free(pool->threads);     /* and the copied mutex may be held */
+        free(pool);
+        return;
+    }
     pthread_mutex_lock(&pool->lock);
     atomic_store(&pool->stop, 1);
     pthread_cond_broadcast(&pool->wake);
@@ -131,11 +148,15 @@ void ssdf_pool_destroy(ssdf_pool *pool) {
 
 int ssdf_pool_threads(const ssdf_pool *pool) { return pool->n; }
 
-void ssdf_pool_run(ssdf_pool *pool, ssdf_parallel_fn fn, void *ctx) {
+int ssdf_pool_run(ssdf_pool *pool, ssdf_parallel_fn fn, void *ctx) {
     if (pool->n == 1) {
         fn(ctx, 0, 1);
-        return;
+        return 0;
     }
+    /* After fork() the child has this pool but none of its worker threads
+     * (and maybe a copy of a held mutex): start a new set, or the region
+     * would wait for workers that do not exist. */
+    if (pool->pid != getpid() && start_workers(pool) != 0) return -1;
     pool->fn = fn;
     pool->ctx = ctx;
     atomic_store(&pool->pending, pool->n - 1);
@@ -150,6 +171,7 @@ void ssdf_pool_run(ssdf_pool *pool, ssdf_parallel_fn fn, void *ctx) {
     fn(ctx, 0, pool->n);
     int spins = 0;
     while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) spin_wait(&spins);
+    return 0;
 }
 
 void ssdf_pool_barrier(ssdf_pool *pool) {

@@ -16,9 +16,10 @@ ssdf_pool *ssdf_pool_create(int nthreads);
 void ssdf_pool_destroy(ssdf_pool *pool);
 int ssdf_pool_threads(const ssdf_pool *pool);
 
-/* Run fn on every thread and return when all are done. Not reentrant: one
- * region at a time per pool. */
-void ssdf_pool_run(ssdf_pool *pool, ssdf_parallel_fn fn, void *ctx);
+/* Run fn on every thread and return 0 when all are done. Not reentrant: one
+ * region at a time per pool. In a child process after fork() the workers are
+ * restarted first; -1 if that fails (fn did not run). */
+int ssdf_pool_run(ssdf_pool *pool, ssdf_parallel_fn fn, void *ctx);
 
 /* Wait until every thread of the region has reached this barrier. */
 void ssdf_pool_barrier(ssdf_pool *pool);

@@ -128,3 +128,35 @@ def test_detect_batch(detector, photos):
     batch = detector.detect_batch([photos[k] for k in names])
     assert [len(faces) for faces in batch] == [4, 0, 1]
     assert batch[2] == detector.detect(photos["portrait_padded"])
+
+
+_FORKED: dict = {}  # what a forked child inherits: the detector and the image
+
+
+def _detect_in_child(conn) -> None:
+    conn.send([f.score for f in _FORKED["det"].detect(_FORKED["image"])])
+    conn.close()
+
+
+def test_detector_survives_fork(weights_dir, photos):
+    """A detector whose pool was started before fork() works in the child
+    (which inherits the pool but none of its threads), and in the parent."""
+    import multiprocessing
+
+    det = ssdface.Detector(weights_dir, num_threads=2)
+    expected = [f.score for f in det.detect(photos["group_selfie"])]
+    _FORKED.update(det=det, image=photos["group_selfie"])
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_detect_in_child, args=(child,))
+    proc.start()
+    try:
+        assert parent.poll(120), "the child hung: its pool waited for threads it does not have"
+        assert parent.recv() == expected
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+        _FORKED.clear()
+    assert proc.exitcode == 0
+    assert [f.score for f in det.detect(photos["group_selfie"])] == expected
