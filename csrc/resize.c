@@ -108,12 +108,13 @@ void ssdf_resize_rows(const ssdf_resize_plan *plan, const ssdf_kernel_table *k, 
 }
 
 int ssdf_resize_normalize(const unsigned char *src, int height, int width, int channels,
-                          ptrdiff_t row_stride, int out_h, int out_w, float *dst, ssdf_error *err) {
+                          ptrdiff_t row_stride, int out_h, int out_w, float *dst,
+                          const ssdf_kernel_table *k, ssdf_error *err) {
     ssdf_resize_plan plan;
     int rc = ssdf_resize_plan_init(&plan, src, height, width, channels, row_stride, out_h, out_w,
                                    1, err);
     if (rc) return rc;
-    ssdf_resize_rows(&plan, ssdf_kernels_best(), 0, out_h, 0, dst);
+    ssdf_resize_rows(&plan, k, 0, out_h, 0, dst);
     ssdf_resize_plan_free(&plan);
     return SSDF_OK;
 }

@@ -50,8 +50,9 @@ void ssdf_resize_plan_free(ssdf_resize_plan *plan);
 void ssdf_resize_rows(const ssdf_resize_plan *plan, const ssdf_kernel_table *k, int y0, int y1,
                       int thread, float *dst);
 
-/* The whole image on the calling thread. */
+/* The whole image on the calling thread, with kernel table k. */
 int ssdf_resize_normalize(const unsigned char *src, int height, int width, int channels,
-                          ptrdiff_t row_stride, int out_h, int out_w, float *dst, ssdf_error *err);
+                          ptrdiff_t row_stride, int out_h, int out_w, float *dst,
+                          const ssdf_kernel_table *k, ssdf_error *err);
 
 #endif

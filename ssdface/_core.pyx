@@ -100,7 +100,7 @@ cdef extern from "postprocess.h":
 cdef extern from "resize.h":
     int ssdf_resize_normalize(const unsigned char *src, int height, int width, int channels,
                               Py_ssize_t row_stride, int out_h, int out_w, float *dst,
-                              ssdf_error *err) nogil
+                              const ssdf_kernel_table *k, ssdf_error *err) nogil
 
 cdef extern from "engine.h":
     ctypedef struct ssdf_engine:
@@ -382,9 +382,13 @@ def depthwise_conv2d(x, w, b, int stride=1, bint relu6=False, str impl="scalar",
     return _conv("dw", x, w, b, stride, relu6, None, impl, split)
 
 
-def resize_normalize(image, int out_h=SSDF_INPUT_SIZE, int out_w=SSDF_INPUT_SIZE):
+def resize_normalize(image, int out_h=SSDF_INPUT_SIZE, int out_w=SSDF_INPUT_SIZE,
+                     str impl=None):
     """uint8 image [H,W] or [H,W,C] (C in 1, 3, 4) -> float32 [out_h,out_w,3]
-    normalised network input (see csrc/resize.h for the filter)."""
+    normalised network input (see csrc/resize.h for the filter), computed
+    with kernel set `impl` (default: the best this CPU runs)."""
+    cdef const ssdf_kernel_table *table = (ssdf_kernels_best() if impl is None
+                                           else _table_ptr(impl))
     cdef ssdf_error err
     cdef const unsigned char[:, ::1] rows
     cdef float[::1] ov
@@ -398,7 +402,8 @@ def resize_normalize(image, int out_h=SSDF_INPUT_SIZE, int out_w=SSDF_INPUT_SIZE
     out = np.empty((out_h, out_w, 3), dtype=np.float32)
     ov = out.reshape(-1)
     with nogil:
-        rc = ssdf_resize_normalize(&rows[0, 0], h, w, c, w * c, out_h, out_w, &ov[0], &err)
+        rc = ssdf_resize_normalize(&rows[0, 0], h, w, c, w * c, out_h, out_w, &ov[0], table,
+                                   &err)
     if rc:
         raise_error(rc, &err)
     return out

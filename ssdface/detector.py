@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from .image import as_image_array
-from .isa import resolve_isa
+from .isa import default_isa, resolve_isa
 from .weights import open_engine
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -42,9 +42,13 @@ def preprocess(image: Any) -> np.ndarray:
     shrinking (Pillow's BILINEAR filter, computed in float). Then
     ``x = (v - 127.5) / 127.5``. Gray is replicated to RGB; alpha is dropped.
 
+    Computed with the kernel variant a new detector uses (``$SSDFACE_ISA`` or
+    the best); :meth:`Detector.preprocess` uses the detector's own, so that
+    it is bit-exact whatever ``isa`` the detector was given.
+
     Returns float32 ``[1, 300, 300, 3]``.
     """
-    return _core.resize_normalize(as_image_array(image))[None]
+    return _core.resize_normalize(as_image_array(image), impl=default_isa())[None]
 
 
 def anchors() -> np.ndarray:
@@ -177,6 +181,11 @@ class Detector:
             array, self.score_threshold, self.iou_threshold, self.max_faces
         )
         return _faces(rows)
+
+    def preprocess(self, image: Any) -> np.ndarray:
+        """:func:`ssdface.preprocess` with this detector's kernels: bit for bit
+        the input :meth:`detect` feeds the network. float32 [1, 300, 300, 3]."""
+        return _core.resize_normalize(as_image_array(image), impl=self.isa)[None]
 
     def detect_batch(self, images: Sequence[Any]) -> list[list[Face]]:
         """:meth:`detect` on each image, in order.

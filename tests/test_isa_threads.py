@@ -160,3 +160,11 @@ def test_detector_survives_fork(weights_dir, photos):
         _FORKED.clear()
     assert proc.exitcode == 0
     assert [f.score for f in det.detect(photos["group_selfie"])] == expected
+
+
+@pytest.mark.parametrize("isa", [v for v in VARIANTS if v != "reference"])
+def test_detector_preprocess_is_what_detect_uses(weights_dir, photos, isa):
+    det = ssdface.Detector(weights_dir, isa=isa)
+    img = photos["group_selfie"]
+    boxes, logits = det.forward(det.preprocess(img))
+    assert ssdface.postprocess(boxes, logits, (img.shape[1], img.shape[0])) == det.detect(img)

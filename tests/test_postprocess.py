@@ -89,6 +89,7 @@ def test_public_postprocess_matches_detect(detector, photos):
         boxes, logits = detector.forward(ssdface.preprocess(img))
         faces = ssdface.postprocess(boxes, logits, (img.shape[1], img.shape[0]))
         assert faces == detector.detect(img), name
+        np.testing.assert_array_equal(detector.preprocess(img), ssdface.preprocess(img))
         # float64 outputs (another engine's) and no batch axis are accepted
         again = ssdface.postprocess(boxes[0].astype(np.float64), logits[0],
                                     (img.shape[1], img.shape[0]))
