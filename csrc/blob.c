@@ -1,7 +1,7 @@
 #include "blob.h"
 
 #include <inttypes.h>
-#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "checksum.h"
@@ -107,16 +107,37 @@ static int check_entry(const uint8_t *e, const ssdf_tensor_spec *t, uint64_t pay
     return SSDF_OK;
 }
 
-int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_graph *g,
-                   const float *tensors[SSDF_MAX_TENSORS], ssdf_blob_info *info, ssdf_error *err) {
+/* Whether every float of [p, p + n) is finite (the exponent bits are not all
+ * ones): NaN or inf weights would make results depend on the kernel variant. */
+static int all_finite(const float *p, size_t n) {
+    const uint32_t *u = (const uint32_t *)p;
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= (uint32_t)((u[i] & 0x7f800000u) == 0x7f800000u);
+    return !bad;
+}
+
+typedef struct {
+    uint64_t off, end;
+    int tensor;
+} extent;
+
+static int by_offset(const void *a, const void *b) {
+    const extent *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+int ssdf_blob_check_header(const uint8_t *data, size_t avail, uint64_t file_size,
+                           const ssdf_graph *g, ssdf_error *err) {
     uint32_t version, count;
-    uint64_t table_off, payload_off, payload_size, file_size, checksum;
+    uint64_t table_off, payload_off, payload_size, claimed_size;
 
     if (!host_is_little_endian())
         return ssdf_fail(err, SSDF_ERR_FORMAT, "weights blobs are little-endian; this host is not");
-    if (size < SSDF_BLOB_HEADER_SIZE)
-        return ssdf_fail(err, SSDF_ERR_FORMAT, "file is %zu bytes, too short for a blob header",
-                         size);
+    if (file_size == 0)
+        return ssdf_fail(err, SSDF_ERR_FORMAT, "file is empty, not a weights blob");
+    if (file_size < SSDF_BLOB_HEADER_SIZE || avail < SSDF_BLOB_HEADER_SIZE)
+        return ssdf_fail(err, SSDF_ERR_FORMAT,
+                         "file is %" PRIu64 " bytes, too short for a blob header", file_size);
     if (memcmp(data, SSDF_BLOB_MAGIC, 8) != 0)
         return ssdf_fail(err, SSDF_ERR_FORMAT, "not an ssdface weights blob (bad magic)");
     version = rd32(data + 8);
@@ -129,21 +150,39 @@ int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_graph *g,
     table_off = rd64(data + 24);
     payload_off = rd64(data + 32);
     payload_size = rd64(data + 40);
-    file_size = rd64(data + 48);
-    checksum = rd64(data + 56);
+    claimed_size = rd64(data + 48);
     if (rd32(data + 12) != SSDF_BLOB_HEADER_SIZE || rd32(data + 20) != SSDF_BLOB_ENTRY_SIZE ||
         table_off != SSDF_BLOB_HEADER_SIZE)
         return ssdf_fail(err, SSDF_ERR_FORMAT, "blob header has unexpected sizes");
-    if (file_size != size)
+    if (claimed_size != file_size)
         return ssdf_fail(err, SSDF_ERR_FORMAT,
-                         "blob is %zu bytes but its header says %" PRIu64 " (truncated or padded?)",
-                         size, file_size);
-    if (count == 0 || count > SSDF_MAX_TENSORS)
-        return ssdf_fail(err, SSDF_ERR_FORMAT, "blob claims %u tensors", count);
+                         "blob is %" PRIu64 " bytes but its header says %" PRIu64
+                         " (truncated or padded?)",
+                         file_size, claimed_size);
+    if (count != (uint32_t)g->n_tensors)
+        return ssdf_fail(err, SSDF_ERR_FORMAT, "blob claims %u tensors, the model has %d", count,
+                         g->n_tensors);
     if (payload_off % SSDF_ALIGN != 0 ||
-        payload_off < table_off + (uint64_t)count * SSDF_BLOB_ENTRY_SIZE || payload_off > size ||
-        payload_size != size - payload_off)
+        payload_off < table_off + (uint64_t)count * SSDF_BLOB_ENTRY_SIZE ||
+        payload_off > file_size || payload_size != file_size - payload_off)
         return ssdf_fail(err, SSDF_ERR_FORMAT, "blob payload bounds are inconsistent");
+    /* The model fixes every tensor's size, so it fixes the file's: a header
+     * claiming more is refused before anything hashes gigabytes. */
+    if (file_size != ssdf_blob_size(g))
+        return ssdf_fail(err, SSDF_ERR_FORMAT,
+                         "blob is %" PRIu64 " bytes; a version %d blob of %s is %zu bytes",
+                         file_size, SSDF_BLOB_VERSION, SSDF_MODEL_NAME, ssdf_blob_size(g));
+    return SSDF_OK;
+}
+
+int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_graph *g,
+                   const float *tensors[SSDF_MAX_TENSORS], ssdf_blob_info *info, ssdf_error *err) {
+    extent extents[SSDF_MAX_TENSORS];
+    int rc = ssdf_blob_check_header(data, size, size, g, err);
+    if (rc) return rc;
+    const uint32_t count = rd32(data + 16);
+    const uint64_t table_off = rd64(data + 24), payload_off = rd64(data + 32),
+                   payload_size = rd64(data + 40), checksum = rd64(data + 56);
     if (((uintptr_t)data % SSDF_ALIGN) != 0)
         return ssdf_fail(err, SSDF_ERR_VALUE, "blob memory is not %d-byte aligned", SSDF_ALIGN);
     if (ssdf_xxh64(data + SSDF_BLOB_CHECKSUM_START, size - SSDF_BLOB_CHECKSUM_START, 0) != checksum)
@@ -151,23 +190,59 @@ int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_graph *g,
     if (memcmp(data + 64, SSDF_MODEL_NAME, strlen(SSDF_MODEL_NAME) + 1) != 0)
         return ssdf_fail(err, SSDF_ERR_FORMAT, "blob holds a model other than %s", SSDF_MODEL_NAME);
 
+    /* Every table entry names a distinct tensor of the model (count equals
+     * the model's tensor count, so none is missing either). */
+    for (uint32_t j = 0; j < count; j++) {
+        const uint8_t *e = data + table_off + (size_t)j * SSDF_BLOB_ENTRY_SIZE;
+        char name[SSDF_TENSOR_NAME_MAX + 1];
+        memcpy(name, e, SSDF_TENSOR_NAME_MAX);
+        name[SSDF_TENSOR_NAME_MAX] = '\0';
+        const int i = ssdf_graph_find_tensor(g, name);
+        if (i < 0) {
+            for (int k = 0; k < g->n_tensors; k++) { /* name the one that is missing */
+                int seen = 0;
+                for (uint32_t q = 0; q < count && !seen; q++)
+                    seen = strncmp((const char *)data + table_off + (size_t)q * SSDF_BLOB_ENTRY_SIZE,
+                                   g->tensors[k].name, SSDF_TENSOR_NAME_MAX) == 0;
+                if (!seen) return ssdf_fail(err, SSDF_ERR_FORMAT, "blob lacks tensor %s",
+                                            g->tensors[k].name);
+            }
+            return ssdf_fail(err, SSDF_ERR_FORMAT, "table entry %u names no tensor of the model", j);
+        }
+        for (uint32_t q = 0; q < j; q++)
+            if (extents[q].tensor == i)
+                return ssdf_fail(err, SSDF_ERR_FORMAT, "tensor %s is listed twice", g->tensors[i].name);
+        rc = check_entry(e, &g->tensors[i], payload_size, err);
+        if (rc) return rc;
+        extents[j] = (extent){rd64(e + 112), rd64(e + 112) + rd64(e + 120), i};
+        tensors[i] = (const float *)(data + payload_off + rd64(e + 112));
+    }
+    /* No two tensors may share bytes: an aliased tensor would be two facts
+     * stored in one place. */
+    qsort(extents, count, sizeof *extents, by_offset);
+    for (uint32_t j = 1; j < count; j++)
+        if (extents[j].off < extents[j - 1].end)
+            return ssdf_fail(err, SSDF_ERR_FORMAT, "tensors %s and %s overlap in the payload",
+                             g->tensors[extents[j - 1].tensor].name,
+                             g->tensors[extents[j].tensor].name);
     for (int i = 0; i < g->n_tensors; i++) {
         const ssdf_tensor_spec *t = &g->tensors[i];
-        const uint8_t *found = NULL;
-        for (uint32_t j = 0; j < count && !found; j++) {
-            const uint8_t *e = data + table_off + (size_t)j * SSDF_BLOB_ENTRY_SIZE;
-            if (strncmp((const char *)e, t->name, 88) == 0) found = e;
-        }
-        if (!found) return ssdf_fail(err, SSDF_ERR_FORMAT, "blob lacks tensor %s", t->name);
-        int rc = check_entry(found, t, payload_size, err);
-        if (rc) return rc;
-        tensors[i] = (const float *)(data + payload_off + rd64(found + 112));
+        if (!all_finite(tensors[i], ssdf_packed_floats(t)))
+            return ssdf_fail(err, SSDF_ERR_FORMAT, "tensor %s holds NaN or infinite values",
+                             t->name);
+        const int bias = ssdf_graph_bias_of(g, i);
+        /* The bias lives twice, in the panels the kernels read and in the
+         * bias tensor the exporter reads: both must hold the same bits. */
+        if (bias >= 0 && !ssdf_packed_bias_equals(t, tensors[i], tensors[bias]))
+            return ssdf_fail(err, SSDF_ERR_FORMAT,
+                             "tensor %s: its bias differs from the one packed with %s",
+                             g->tensors[bias].name, t->name);
     }
     if (info) {
-        info->version = version;
+        info->version = SSDF_BLOB_VERSION;
         info->tensor_count = count;
         info->payload_size = payload_size;
-        info->file_size = file_size;
+        info->file_size = size;
         info->checksum = checksum;
         memcpy(info->model_name, data + 64, 32);
         info->model_name[32] = '\0';

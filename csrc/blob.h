@@ -53,9 +53,18 @@ typedef struct {
     char model_name[33];
 } ssdf_blob_info;
 
-/* Validate a blob in memory (magic, version, sizes, table bounds, checksum,
- * and that every tensor of the graph is present with the right kind and
- * shape) and point `tensors[i]` at the packed data of graph tensor i.
+/* Check a blob's header alone: `data` holds its first `avail` bytes (at least
+ * the 128-byte header) of a file of `file_size` bytes. Magic, version, the
+ * header's sizes against the file and against the size the model's tensors
+ * take: a reader calls this before reading or hashing the rest. */
+int ssdf_blob_check_header(const uint8_t *data, size_t avail, uint64_t file_size,
+                           const ssdf_graph *g, ssdf_error *err);
+
+/* Validate a whole blob in memory and point `tensors[i]` at the packed data
+ * of graph tensor i. Checks: the header (above), the checksum, a table of
+ * exactly the model's tensors, each once, with the right dtype, kind, shape
+ * and size, aligned, inside the payload and overlapping no other; finite
+ * values; each bias tensor equal to the bias packed with its weights.
  * `data` must be 64-byte aligned. Nothing is copied. */
 int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_graph *g,
                    const float *tensors[SSDF_MAX_TENSORS], ssdf_blob_info *info, ssdf_error *err);

@@ -75,3 +75,12 @@ void ssdf_unpack_tensor(const ssdf_tensor_spec *t, const float *packed, float *s
             src[k * v.stride_k + n * v.stride_n] = panel[SSDF_PANEL * (k + 1) + n % SSDF_PANEL];
     }
 }
+
+int ssdf_packed_bias_equals(const ssdf_tensor_spec *t, const float *packed, const float *bias) {
+    const gemm_view v = view_of(t);
+    for (size_t n = 0; n < v.N; n++)
+        if (memcmp(&packed[(n / SSDF_PANEL) * ssdf_panel_floats(v.K) + n % SSDF_PANEL], &bias[n],
+                   sizeof(float)) != 0)
+            return 0;
+    return 1;
+}

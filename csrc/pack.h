@@ -24,4 +24,8 @@ void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, const float *
  * export a model from a blob. */
 void ssdf_unpack_tensor(const ssdf_tensor_spec *t, const float *packed, float *src);
 
+/* Whether the bias folded into a packed weight tensor holds exactly the bits
+ * of `bias` (its layer's bias tensor, source layout). */
+int ssdf_packed_bias_equals(const ssdf_tensor_spec *t, const float *packed, const float *bias);
+
 #endif

@@ -63,6 +63,9 @@ cdef extern from "blob.h":
         uint64_t checksum
         char model_name[33]
     int SSDF_BLOB_VERSION
+    int SSDF_BLOB_HEADER_SIZE
+    int ssdf_blob_check_header(const uint8_t *data, size_t avail, uint64_t file_size,
+                               const ssdf_graph *g, ssdf_error *err)
     size_t ssdf_blob_size(const ssdf_graph *g)
     void ssdf_blob_write(const ssdf_graph *g, const float *const *sources, uint8_t *out) nogil
 
@@ -128,6 +131,7 @@ cdef extern from "engine.h":
 NUM_ANCHORS = SSDF_NUM_ANCHORS
 INPUT_SIZE = SSDF_INPUT_SIZE
 BLOB_VERSION = SSDF_BLOB_VERSION
+BLOB_HEADER_SIZE = SSDF_BLOB_HEADER_SIZE
 
 KIND_NAMES = {1: "bias", 2: "conv3x3", 3: "depthwise3x3", 4: "conv1x1"}
 
@@ -218,6 +222,24 @@ def xxh64(data, unsigned long long seed=0):
     with nogil:
         h = ssdf_xxh64(p, n, seed)
     return h
+
+
+def blob_size():
+    """Size in bytes of a blob of this model (the model fixes it)."""
+    return ssdf_blob_size(ssdf_graph_get())
+
+
+def check_blob_header(header, unsigned long long file_size):
+    """Check a blob's first bytes (at least the header) against the size of
+    the file they come from, before the rest is read. Raises BlobError."""
+    cdef const uint8_t[::1] view = memoryview(header).cast("B")
+    cdef ssdf_error err
+    cdef int rc
+    cdef size_t n = view.shape[0]
+    cdef const uint8_t *p = &view[0] if n else <const uint8_t *>b""
+    rc = ssdf_blob_check_header(p, n, file_size, ssdf_graph_get(), &err)
+    if rc:
+        raise_error(rc, &err)
 
 
 def pack_blob(sources):
@@ -469,7 +491,7 @@ cdef class Engine:
         if rc:
             raise_error(rc, &err)
         # The engine reads weights from the buffer in place: hold an export
-        # of it so that it can be neither freed nor closed (mmap) under us.
+        # of it so that it cannot be freed under us.
         self._buffer = memoryview(buffer)
         self._lock = threading.Lock()
 

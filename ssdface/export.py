@@ -117,12 +117,12 @@ def load_weights(weights: str | PathLike[str] | None = None) -> dict[str, np.nda
     found the way :class:`ssdface.Detector` finds them when ``weights`` is None.
     """
     from ._core import Engine
-    from .weights import find_weights, map_blob
+    from .weights import find_weights, read_blob
 
     path = find_weights(weights)
     if path.is_dir():
         return load_npy_weights(path)
-    return Engine(map_blob(path)).source_tensors()
+    return Engine(read_blob(path)).source_tensors()
 
 
 # ---------------------------------------------------------------------------

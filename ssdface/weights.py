@@ -3,13 +3,13 @@
 The network reads one blob: every tensor packed in the layout the kernels use,
 with a checksummed header (format in ``csrc/blob.h``). A blob is written once
 from the model's 144 ``.npy`` files with :func:`pack_weights` (or
-``ssdface pack``) and memory-mapped at start-up.
+``ssdface pack``) and read into private memory at start-up.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Union
@@ -115,8 +115,11 @@ def pack_bytes(src_dir: PathLike) -> np.ndarray:
 def pack_weights(src_dir: PathLike, dst_path: PathLike) -> Path:
     """Write the blob for the ``.npy`` files in ``src_dir`` to ``dst_path``.
 
-    The file is written next to its destination and renamed into place, so a
-    reader never sees a half-written blob. Returns the destination path.
+    The blob is written to a temporary file in the destination's folder,
+    flushed to disk and renamed over the destination, so a reader (or a
+    second pack running at the same time) never sees a half-written blob; on
+    any failure the temporary file is removed. The file is mode 0644. Returns
+    the destination path.
     """
     blob = pack_bytes(src_dir)
     dst = Path(os.fspath(dst_path))
@@ -124,23 +127,69 @@ def pack_weights(src_dir: PathLike, dst_path: PathLike) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(blob.tobytes())
+            f.write(memoryview(blob))
+            f.flush()
+            os.fchmod(f.fileno(), 0o644)  # mkstemp makes it 0600: others could not read it
+            os.fsync(f.fileno())
         os.replace(tmp, dst)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(dst.parent)  # make the rename itself durable
     return dst
 
 
-def map_blob(path: PathLike) -> mmap.mmap:
-    """Memory-map a blob file read-only (validation happens in the engine)."""
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not possible on every platform; the data itself is synced
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_blob(path: PathLike) -> np.ndarray:
+    """Read a blob file into private, 64-byte aligned memory.
+
+    Only a regular file is read: a FIFO, a socket or a device is refused
+    (reading one could block forever or never end). The header is checked
+    against the file's size before anything else is read, so a file whose
+    size is not this model's blob size is refused at once, however large.
+    The detector keeps this copy: rewriting, truncating or deleting the
+    file afterwards cannot change its results or crash it (see the README,
+    "Weights"). The full validation happens in the engine.
+    """
     path = Path(os.fspath(path))
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            raise BlobError(f"{path}: file is empty, not a weights blob")
-        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise BlobError(f"{path}: not a regular file, cannot be a weights blob")
+        size = info.st_size
+        header = f.read(_core.BLOB_HEADER_SIZE)
+        try:
+            _core.check_blob_header(header, size)
+        except BlobError as exc:
+            raise BlobError(f"{path}: {exc}") from None
+        buffer = _core._aligned_empty(size)
+        view = memoryview(buffer)
+        view[: len(header)] = header
+        filled = len(header)
+        while filled < size:
+            n = f.readinto(view[filled:])
+            if not n:
+                break
+            filled += n
+        if filled != size or f.read(1):
+            raise BlobError(f"{path}: the file changed size while it was being read")
+    return buffer
 
 
 def open_engine(
@@ -148,10 +197,7 @@ def open_engine(
 ) -> tuple[_core.Engine, Path]:
     """Build an engine from a blob file or a folder of ``.npy`` files."""
     path = find_weights(weights)
-    if path.is_dir():
-        buffer = pack_bytes(path)
-    else:
-        buffer = map_blob(path)
+    buffer = pack_bytes(path) if path.is_dir() else read_blob(path)
     try:
         return _core.Engine(buffer, num_threads), path
     except BlobError as exc:

@@ -4,8 +4,12 @@ names the problem, never a crash."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -275,3 +279,179 @@ def test_cache_folder_and_no_weights(monkeypatch, blob_file, tmp_path):
     cached.parent.mkdir(parents=True)
     shutil.copy(blob_file, cached)
     assert ssdface.Detector().weights_path == cached
+
+
+# --- validation past the checksum -------------------------------------------
+
+
+def payload_floats(data: bytearray, name: str) -> np.ndarray:
+    """A writable float32 view of one tensor's packed data in `data`."""
+    payload = struct.unpack_from("<Q", data, 32)[0]
+    off, size = struct.unpack_from("<QQ", data, entry_offset(bytes(data), name) + 112)
+    return np.frombuffer(data, dtype=np.float32, count=size // 4, offset=payload + off)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights_are_refused(tmp_path, blob_bytes, value):
+    data = bytearray(blob_bytes)
+    payload_floats(data, NAME)[100] = value
+    with pytest.raises(BlobError, match=f"{NAME} holds NaN or infinite"):
+        ssdface.Detector(write(tmp_path, rechecksum(data)))
+
+
+def test_aliased_tensors_are_refused(tmp_path, blob_bytes):
+    """Two table entries pointing at the same bytes (same size and kind)."""
+    other = "FeatureExtractor_MobilenetV2_expanded_conv_3_project_Conv2D_bias"
+    same = "FeatureExtractor_MobilenetV2_expanded_conv_4_project_Conv2D_bias"
+    data = bytearray(blob_bytes)
+    src = entry_offset(blob_bytes, other)
+    dst = entry_offset(blob_bytes, same)
+    data[dst + 112:dst + 120] = data[src + 112:src + 120]
+    with pytest.raises(BlobError, match="overlap"):
+        ssdface.Detector(write(tmp_path, rechecksum(data)))
+
+
+def test_overlapping_tensors_are_refused(tmp_path, blob_bytes):
+    data = bytearray(blob_bytes)
+    off = entry_offset(blob_bytes, NAME)
+    start = struct.unpack_from("<Q", data, off + 112)[0]
+    struct.pack_into("<Q", data, off + 112, start + 64)  # into the next tensor
+    with pytest.raises(BlobError, match="overlap|outside"):
+        ssdface.Detector(write(tmp_path, rechecksum(data)))
+
+
+def test_duplicate_and_unknown_entries_are_refused(tmp_path, blob_bytes):
+    data = bytearray(blob_bytes)
+    first, second = HEADER, HEADER + ENTRY
+    data[second:second + ENTRY] = data[first:first + ENTRY]  # one tensor twice, one missing
+    with pytest.raises(BlobError, match="Conv_weights is listed twice"):
+        ssdface.Detector(write(tmp_path, rechecksum(data)))
+
+
+def test_bias_disagreeing_with_packed_panels_is_refused(tmp_path, blob_bytes):
+    """The kernels read the bias folded into the weight panels, the exporter
+    the standalone bias tensor: a blob where they differ is inconsistent."""
+    bias = "FeatureExtractor_MobilenetV2_Conv_1_Conv2D_bias"
+    data = bytearray(blob_bytes)
+    payload_floats(data, bias)[3] += 1.0
+    with pytest.raises(BlobError, match=f"{bias}: its bias differs"):
+        ssdface.Detector(write(tmp_path, rechecksum(data)))
+    data = bytearray(blob_bytes)
+    payload_floats(data, NAME)[3] += 1.0  # panel 0, bias row, channel 3
+    with pytest.raises(BlobError, match="bias differs"):
+        ssdface.Detector(write(tmp_path, rechecksum(data)))
+
+
+def test_header_size_is_checked_before_reading(tmp_path, blob_bytes, monkeypatch):
+    """A sparse 64 GiB file with a header claiming that size is refused from
+    its header: nothing reads or hashes the rest."""
+    huge = 64 << 30
+    data = bytearray(blob_bytes[:HEADER])
+    struct.pack_into("<Q", data, 48, huge)  # file size
+    struct.pack_into("<Q", data, 40, huge - struct.unpack_from("<Q", data, 32)[0])
+    path = tmp_path / "sparse.blob"
+    with open(path, "wb") as f:
+        f.write(data)
+        f.truncate(huge)
+    allocated = []
+    monkeypatch.setattr(_core, "_aligned_empty", lambda n: allocated.append(n))
+    with pytest.raises(BlobError, match="a version 2 blob of ssd_mobilenetv2_face is"):
+        ssdface.Detector(path)
+    assert not allocated  # refused before a buffer for the file was even allocated
+
+
+def test_only_regular_files(tmp_path):
+    fifo = tmp_path / "weights.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(BlobError, match="not a regular file"):
+        ssdface.Detector(fifo)  # used to block forever waiting for a writer
+    with pytest.raises(BlobError, match="not a regular file"):
+        ssdface.Detector("/dev/zero")
+
+
+def test_fifo_does_not_hang_in_a_subprocess(tmp_path):
+    """The same, guarded by a timeout: before the fix this blocked forever."""
+    fifo = tmp_path / "w.fifo"
+    os.mkfifo(fifo)
+    code = f"import ssdface\ntry:\n    ssdface.Detector({str(fifo)!r})\nexcept ValueError:\n    pass"
+    subprocess.run([sys.executable, "-c", code], timeout=60, check=True)
+
+
+# --- writing a blob, and a blob that changes under a live detector -----------
+
+
+def test_pack_is_atomic_and_readable_by_others(tmp_path, weights_dir):
+    dst = tmp_path / "out" / "model.blob"
+    ssdface.pack_weights(weights_dir, dst)
+    assert stat.S_IMODE(dst.stat().st_mode) == 0o644
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["model.blob"]
+
+
+def test_failed_pack_leaves_no_temporary(tmp_path, weights_dir, monkeypatch):
+    dst = tmp_path / "model.blob"
+
+    def boom(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError, match="disk full"):
+        ssdface.pack_weights(weights_dir, dst)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_concurrent_packs_give_one_valid_blob(tmp_path, weights_dir):
+    dst = tmp_path / "model.blob"
+    code = ("import sys, ssdface; ssdface.pack_weights(sys.argv[1], sys.argv[2])")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(weights_dir), str(dst)])
+             for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.blob"]
+    assert ssdface.Detector(dst).weights_info["file_size"] == dst.stat().st_size
+
+
+def _forward(detector):
+    x = np.random.default_rng(5).uniform(-1, 1, (1, 300, 300, 3)).astype(np.float32)
+    return detector.forward(x)
+
+
+def test_repacking_a_live_blob_leaves_the_detector_unchanged(tmp_path, weights_dir, npy_copy):
+    path = tmp_path / "live.blob"
+    ssdface.pack_weights(weights_dir, path)
+    detector = ssdface.Detector(path)
+    before = _forward(detector)
+    scaled = np.load(npy_copy / f"{NAME}.npy") * 0.5  # other weights
+    np.save(npy_copy / f"{NAME}.npy", scaled)
+    ssdface.pack_weights(npy_copy, path)
+    assert not np.array_equal(_forward(ssdface.Detector(path))[0], before[0])
+    after = _forward(detector)
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_array_equal(after[1], before[1])
+
+
+def test_blob_overwritten_in_place_or_truncated_under_a_live_detector(tmp_path, weights_dir):
+    """`cp other.blob live.blob` rewrites the file in place; a crash or a
+    truncation can cut it. Neither may change or crash a running detector (a
+    subprocess: before the fix the truncation killed it with SIGBUS)."""
+    path = tmp_path / "live.blob"
+    ssdface.pack_weights(weights_dir, path)
+    code = f"""
+import numpy as np, ssdface
+path = {str(path)!r}
+d = ssdface.Detector(path)
+x = np.random.default_rng(5).uniform(-1, 1, (1, 300, 300, 3)).astype(np.float32)
+before = d.forward(x)
+size = len(open(path, "rb").read())
+with open(path, "r+b") as f:
+    f.seek(size // 2)
+    f.write(b"\\x7f" * (size // 4))  # in place, same inode
+after = d.forward(x)
+assert all(np.array_equal(a, b) for a, b in zip(before, after)), "outputs changed"
+with open(path, "r+b") as f:
+    f.truncate(4096)
+after = d.forward(x)
+assert all(np.array_equal(a, b) for a, b in zip(before, after)), "outputs changed"
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
