@@ -12,6 +12,7 @@ enum {
     SSDF_ERR_FORMAT = 1,   /* malformed or corrupt data (bad blob, bad table) */
     SSDF_ERR_VALUE = 2,    /* bad argument value (NaN input, bad size) */
     SSDF_ERR_NOMEM = 3,    /* allocation failed */
+    SSDF_ERR_THREADS = 4,  /* worker threads could not be started */
 };
 
 /* Every buffer the kernels touch is aligned to this many bytes (one cache

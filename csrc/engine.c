@@ -9,6 +9,9 @@
 #include "threadpool.h"
 
 #define MAX_THREADS 256
+#define RESTART_FAILED                                                                        \
+    "could not start the detector's worker threads in this process (after fork): the system " \
+    "refused a new thread; nothing ran, the next call tries again"
 
 struct ssdf_engine {
     const ssdf_graph *graph;
@@ -138,7 +141,7 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
 
     if (!(e->pool = ssdf_pool_create(num_threads))) {
         ssdf_engine_destroy(e);
-        return ssdf_fail(err, SSDF_ERR_NOMEM, "could not start %d threads", num_threads);
+        return ssdf_fail(err, SSDF_ERR_THREADS, "could not start %d threads", num_threads);
     }
     ssdf_anchors(e->graph, e->anchors);
     *out = e;
@@ -255,7 +258,7 @@ static int run_forward(ssdf_engine *e, const float *input, float *boxes, float *
             return ssdf_fail(err, SSDF_ERR_VALUE, "input holds a non-finite value (NaN or inf) at "
                              "flat index %zu", i);
     if (ssdf_pool_run(e->pool, forward_region, &job) != 0)
-        return ssdf_fail(err, SSDF_ERR_NOMEM, "could not restart the worker threads");
+        return ssdf_fail(err, SSDF_ERR_THREADS, RESTART_FAILED);
     return SSDF_OK;
 }
 
@@ -293,7 +296,7 @@ int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, i
     resize_job job = {&plan, e->kernels, e->input};
     rc = ssdf_pool_run(e->pool, resize_region, &job);
     ssdf_resize_plan_free(&plan);
-    if (rc) return ssdf_fail(err, SSDF_ERR_NOMEM, "could not restart the worker threads");
+    if (rc) return ssdf_fail(err, SSDF_ERR_THREADS, RESTART_FAILED);
     rc = ssdf_engine_forward(e, e->input, e->boxes, e->logits, err);
     if (rc) return rc;
     *n_faces = ssdf_postprocess(e->boxes, e->logits, e->anchors, score_threshold, iou_threshold,

@@ -85,9 +85,21 @@ static void *worker_main(void *p) {
     }
 }
 
-/* (Re)initialise the synchronisation state and start the n - 1 workers. */
+/* Stop and join the workers this process started. */
+static void stop_workers(ssdf_pool *pool) {
+    pthread_mutex_lock(&pool->lock);
+    atomic_store(&pool->stop, 1);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    for (int i = 0; i < pool->started; i++) pthread_join(pool->threads[i], NULL);
+    pool->started = 0;
+}
+
+/* (Re)initialise the synchronisation state and start the n - 1 workers, all
+ * or nothing: when one cannot be started, those already running are stopped
+ * and the pool is left as it was, owned by no process of this pid, so the
+ * next run tries again instead of waiting for workers that do not exist. */
 static int start_workers(ssdf_pool *pool) {
-    pool->pid = getpid();
     pool->started = 0;
     atomic_store(&pool->generation, 0);
     atomic_store(&pool->pending, 0);
@@ -95,18 +107,27 @@ static int start_workers(ssdf_pool *pool) {
     atomic_store(&pool->sleepers, 0);
     atomic_store(&pool->arrived, 0);
     atomic_store(&pool->sense, 0);
+    /* In a forked child the copies may be held by threads that do not exist
+     * here: initialise them anew. */
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
     for (int i = 1; i < pool->n; i++) {
         worker_arg *arg = malloc(sizeof *arg);
-        if (!arg) return -1;
-        *arg = (worker_arg){pool, i};
-        if (pthread_create(&pool->threads[i - 1], NULL, worker_main, arg) != 0) {
+        int rc = -1;
+        if (arg) {
+            *arg = (worker_arg){pool, i};
+            rc = pthread_create(&pool->threads[i - 1], NULL, worker_main, arg);
+        }
+        if (rc != 0) {
             free(arg);
+            stop_workers(pool);
+            pthread_cond_destroy(&pool->wake);
+            pthread_mutex_destroy(&pool->lock);
             return -1;
         }
         pool->started++;
     }
+    pool->pid = getpid();
     return 0;
 }
 
@@ -122,7 +143,8 @@ ssdf_pool *ssdf_pool_create(int nthreads) {
         return NULL;
     }
     if (start_workers(pool) != 0) {
-        ssdf_pool_destroy(pool);
+        free(pool->threads);
+        free(pool);
         return NULL;
     }
     return pool;
@@ -130,18 +152,13 @@ ssdf_pool *ssdf_pool_create(int nthreads) {
 
 void ssdf_pool_destroy(ssdf_pool *pool) {
     if (!pool) return;
-    if (pool->pid != getpid()) { /* a forked child that never ran: no workers, */
-        free(pool->threads);     /* and the copied mutex may be held */
-        free(pool);
-        return;
+    /* A forked child that never ran owns no workers, and the copied mutex
+     * may be held: only the owning process stops and joins. */
+    if (pool->pid == getpid()) {
+        stop_workers(pool);
+        pthread_cond_destroy(&pool->wake);
+        pthread_mutex_destroy(&pool->lock);
     }
-    pthread_mutex_lock(&pool->lock);
-    atomic_store(&pool->stop, 1);
-    pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->lock);
-    for (int i = 0; i < pool->started; i++) pthread_join(pool->threads[i], NULL);
-    pthread_cond_destroy(&pool->wake);
-    pthread_mutex_destroy(&pool->lock);
     free(pool->threads);
     free(pool);
 }
@@ -155,7 +172,8 @@ int ssdf_pool_run(ssdf_pool *pool, ssdf_parallel_fn fn, void *ctx) {
     }
     /* After fork() the child has this pool but none of its worker threads
      * (and maybe a copy of a held mutex): start a new set, or the region
-     * would wait for workers that do not exist. */
+     * would wait for workers that do not exist. If that fails, nothing ran
+     * and the next call tries again. */
     if (pool->pid != getpid() && start_workers(pool) != 0) return -1;
     pool->fn = fn;
     pool->ctx = ctx;

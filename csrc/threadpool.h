@@ -18,7 +18,8 @@ int ssdf_pool_threads(const ssdf_pool *pool);
 
 /* Run fn on every thread and return 0 when all are done. Not reentrant: one
  * region at a time per pool. In a child process after fork() the workers are
- * restarted first; -1 if that fails (fn did not run). */
+ * restarted first, all or nothing; -1 if that fails (fn did not run, and
+ * the next call tries again). */
 int ssdf_pool_run(ssdf_pool *pool, ssdf_parallel_fn fn, void *ctx);
 
 /* Wait until every thread of the region has reached this barrier. */

@@ -6,7 +6,9 @@ code sees a pointer, and releases the GIL around the real work. The public,
 friendlier API lives in :mod:`ssdface.detector`; this module is private.
 """
 
+import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -17,7 +19,7 @@ from libc.stdlib cimport free, malloc
 cdef extern from "common.h":
     ctypedef struct ssdf_error:
         char msg[256]
-    int SSDF_OK, SSDF_ERR_FORMAT, SSDF_ERR_VALUE, SSDF_ERR_NOMEM
+    int SSDF_OK, SSDF_ERR_FORMAT, SSDF_ERR_VALUE, SSDF_ERR_NOMEM, SSDF_ERR_THREADS
 
 cdef extern from "checksum.h":
     uint64_t ssdf_xxh64(const void *data, size_t len, uint64_t seed) nogil
@@ -146,6 +148,8 @@ cdef raise_error(int code, ssdf_error *err):
         raise BlobError(msg)
     if code == SSDF_ERR_NOMEM:
         raise MemoryError(msg)
+    if code == SSDF_ERR_THREADS:
+        raise RuntimeError(msg)
     raise ValueError(msg)
 
 
@@ -471,6 +475,22 @@ def postprocess(boxes, logits, anchors, float score_threshold, float iou_thresho
         free(faces)
 
 
+# Every live engine, so that a forked child can give each a fresh lock.
+_live_engines = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    # The child has one thread. An engine lock held at fork() time by another
+    # thread of the parent (inside detect) would never be released here; the
+    # C thread pool restarts its workers by itself on the child's first call.
+    for engine in list(_live_engines):
+        engine._reset_lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 cdef class Engine:
     """A validated blob plus its activation arena. Calls on one engine are
     serialised by a lock (the arena is shared), and run without the GIL."""
@@ -478,6 +498,7 @@ cdef class Engine:
     cdef ssdf_engine *_engine
     cdef object _buffer
     cdef object _lock
+    cdef object __weakref__
 
     def __cinit__(self, buffer, int num_threads=1):
         cdef const uint8_t[::1] view
@@ -493,6 +514,10 @@ cdef class Engine:
         # The engine reads weights from the buffer in place: hold an export
         # of it so that it cannot be freed under us.
         self._buffer = memoryview(buffer)
+        self._lock = threading.Lock()
+        _live_engines.add(self)
+
+    def _reset_lock(self):
         self._lock = threading.Lock()
 
     def __dealloc__(self):
