@@ -373,7 +373,8 @@ def test_fifo_does_not_hang_in_a_subprocess(tmp_path):
     """The same, guarded by a timeout: before the fix this blocked forever."""
     fifo = tmp_path / "w.fifo"
     os.mkfifo(fifo)
-    code = f"import ssdface\ntry:\n    ssdface.Detector({str(fifo)!r})\nexcept ValueError:\n    pass"
+    code = (f"import ssdface\ntry:\n    ssdface.Detector({str(fifo)!r})\n"
+            "except ValueError:\n    pass")
     subprocess.run([sys.executable, "-c", code], timeout=60, check=True)
 
 
