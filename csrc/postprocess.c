@@ -88,6 +88,9 @@ int ssdf_postprocess(const float *boxes, const float *logits, const float *ancho
         float box[4];
         int suppressed = 0;
         ssdf_decode_box(boxes + 4 * cand[c].anchor, anchors + 4 * cand[c].anchor, box);
+        /* A non-finite encoding (or one whose exp overflows) is no box. */
+        if (!(isfinite(box[0]) && isfinite(box[1]) && isfinite(box[2]) && isfinite(box[3])))
+            continue;
         for (int k = 0; k < n_kept && !suppressed; k++) suppressed = iou(box, kept[k]) > iou_threshold;
         if (suppressed) continue;
         kept[n_kept][0] = box[0], kept[n_kept][1] = box[1];

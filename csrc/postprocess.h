@@ -21,6 +21,8 @@ void ssdf_decode_box(const float enc[4], const float anchor[4], float box[4]);
  * the normalised boxes > iou_threshold drops the lower-scored box), keeping
  * at most `max_faces`, highest score first (ties: lower anchor index first).
  * Boxes are then scaled to pixels of a width x height image and clipped.
+ * A box whose decoding is not finite (NaN or infinite encodings, or exp
+ * overflowing) is dropped, never returned.
  * Returns the number of faces written to `faces` (room for max_faces). */
 int ssdf_postprocess(const float *boxes, const float *logits, const float *anchors,
                      float score_threshold, float iou_threshold, int max_faces, float width,

@@ -12,6 +12,7 @@ import weakref
 
 import numpy as np
 
+from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 
@@ -462,6 +463,9 @@ def postprocess(boxes, logits, anchors, float score_threshold, float iou_thresho
             raise ValueError(f"{name} must have shape ({SSDF_NUM_ANCHORS}, {cols}), got {arr.shape}")
     if max_faces < 1:
         raise ValueError("max_faces must be >= 1")
+    if not (0 < width < float("inf") and 0 < height < float("inf")):
+        raise ValueError(f"image size must be finite and positive, got {width} x {height}")
+    max_faces = min(max_faces, SSDF_NUM_ANCHORS)
     bv, lv, av = boxes.reshape(-1), logits.reshape(-1), anchors.reshape(-1)
     faces = <ssdf_face *>malloc(sizeof(ssdf_face) * max_faces)
     if faces == NULL:
@@ -572,11 +576,12 @@ cdef class Engine:
         logits = np.empty(SSDF_NUM_ANCHORS * 2, dtype=np.float32)
         xv, bv, lv, tv = x.reshape(-1), boxes, logits, times
         with self._lock:
-            with nogil:
-                for i in range(repeats):
+            for i in range(repeats):
+                with nogil:
                     rc = ssdf_engine_profile(self._engine, &xv[0], &bv[0], &lv[0], &tv[0], &err)
-                    if rc:
-                        break
+                if rc:
+                    break
+                PyErr_CheckSignals()
         if rc:
             raise_error(rc, &err)
         return times
@@ -617,11 +622,14 @@ cdef class Engine:
         bv = boxes.reshape(n, -1)
         lv = logits.reshape(n, -1)
         with self._lock:
-            with nogil:
-                for i in range(n):
+            for i in range(n):
+                with nogil:
                     rc = ssdf_engine_forward(self._engine, &xv[i, 0], &bv[i, 0], &lv[i, 0], &err)
-                    if rc:
-                        break
+                if rc:
+                    break
+                # Between images, let Ctrl-C (or any signal handler) act: a
+                # large batch would otherwise hold it off until the end.
+                PyErr_CheckSignals()
         if rc:
             raise_error(rc, &err)
         return boxes, logits
@@ -635,6 +643,7 @@ cdef class Engine:
         image = _check_image(image)
         if max_faces < 1:
             raise ValueError("max_faces must be >= 1")
+        max_faces = min(max_faces, SSDF_NUM_ANCHORS)  # no more boxes exist
         h, w = image.shape[0], image.shape[1]
         c = 1 if image.ndim == 2 else image.shape[2]
         rows = image.reshape(h, -1)

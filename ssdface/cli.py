@@ -204,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, TypeError, ImportError) as exc:
         print(f"ssdface: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C: stop between images, no traceback
+        print("ssdface: interrupted", file=sys.stderr)
         return 130
 
 

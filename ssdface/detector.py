@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,10 +77,8 @@ def postprocess(
     """
     score_threshold = _check_threshold("score_threshold", score_threshold)
     iou_threshold = _check_threshold("iou_threshold", iou_threshold)
-    max_faces = _check_positive_int("max_faces", max_faces)
-    width, height = (float(v) for v in image_size)
-    if not (width > 0 and height > 0):
-        raise ValueError(f"image_size must be positive (width, height), got {image_size}")
+    max_faces = _check_max_faces(max_faces)
+    width, height = _check_image_size(image_size)
     arrays = []
     for name, a, cols in (("box_encodings", box_encodings, 4), ("class_logits", class_logits, 2)):
         a = np.asarray(a)
@@ -102,11 +101,37 @@ def _faces(rows: np.ndarray) -> list[Face]:
     ]
 
 
+_MAX_SIDE = float(2**31)
+
+
+def _check_image_size(image_size: Any) -> tuple[float, float]:
+    """(width, height): two finite, positive numbers."""
+    if isinstance(image_size, (str, bytes)) or not isinstance(image_size, Sequence) or len(
+        image_size
+    ) != 2:
+        raise TypeError(f"image_size must be a (width, height) pair, got {image_size!r}")
+    for v in image_size:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"image_size must hold two numbers, got {image_size!r}")
+    width, height = float(image_size[0]), float(image_size[1])
+    if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):  # also rejects NaN, inf
+        raise ValueError(f"image_size must be positive and at most 2**31 (width, height), got "
+                         f"{image_size!r}")
+    return width, height
+
+
 def _check_threshold(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__}")
     value = float(value)
     if not 0.0 <= value <= 1.0:  # also rejects NaN
         raise ValueError(f"{name} must be in [0, 1], got {value}")
     return value
+
+
+def _check_max_faces(value: int) -> int:
+    """A positive integer, capped at the anchor count (no more boxes exist)."""
+    return min(_check_positive_int("max_faces", value), NUM_ANCHORS)
 
 
 def _check_positive_int(name: str, value: int) -> int:
@@ -145,13 +170,53 @@ class Detector:
         num_threads: int = 1,
         isa: str | None = None,
     ) -> None:
-        self.score_threshold = _check_threshold("score_threshold", score_threshold)
-        self.iou_threshold = _check_threshold("iou_threshold", iou_threshold)
-        self.max_faces = _check_positive_int("max_faces", max_faces)
-        self.num_threads = _check_positive_int("num_threads", num_threads)
+        self.score_threshold = score_threshold
+        self.iou_threshold = iou_threshold
+        self.max_faces = max_faces
+        num_threads = _check_positive_int("num_threads", num_threads)
         isa = resolve_isa(isa)
-        self._engine, self.weights_path = open_engine(weights, self.num_threads)
+        self._engine, self.weights_path = open_engine(weights, num_threads)
         self._engine.kernels = isa
+
+    # Settings a caller may change between calls are validated properties;
+    # those that shape the engine (threads, weights, kernels) are read-only.
+
+    @property
+    def score_threshold(self) -> float:
+        """Faces scoring below this are dropped; in [0, 1]."""
+        return self._score_threshold
+
+    @score_threshold.setter
+    def score_threshold(self, value: float) -> None:
+        self._score_threshold = _check_threshold("score_threshold", value)
+
+    @property
+    def iou_threshold(self) -> float:
+        """NMS drops a box overlapping a better one by more than this; in [0, 1]."""
+        return self._iou_threshold
+
+    @iou_threshold.setter
+    def iou_threshold(self, value: float) -> None:
+        self._iou_threshold = _check_threshold("iou_threshold", value)
+
+    @property
+    def max_faces(self) -> int:
+        """At most this many faces per image (capped at the 1917 anchors)."""
+        return self._max_faces
+
+    @max_faces.setter
+    def max_faces(self, value: int) -> None:
+        self._max_faces = _check_max_faces(value)
+
+    @property
+    def num_threads(self) -> int:
+        """Threads one inference runs on (fixed: build a new detector to change it)."""
+        return self._engine.num_threads
+
+    @num_threads.setter
+    def num_threads(self, value: int) -> None:
+        raise AttributeError("num_threads is fixed when a detector is built (its thread pool "
+                             "starts then): create a new Detector(num_threads=...)")
 
     def __repr__(self) -> str:
         return (
@@ -192,7 +257,18 @@ class Detector:
 
         Each image runs on all of the detector's threads (an image's layers
         are split between them), so a batch keeps every thread busy.
+        ``images`` is a list (or other sequence) of images; a single array is
+        refused, since iterating it would take each row for a gray image.
         """
+        if isinstance(images, (np.ndarray, str, bytes, os.PathLike)) or not isinstance(
+            images, Sequence
+        ):
+            raise TypeError(
+                "detect_batch takes a list of images, got "
+                f"{type(images).__name__}; for one image use detect(image), or pass [image]"
+                + (" (or list(array) for an NxHxWxC stack)"
+                   if isinstance(images, np.ndarray) else "")
+            )
         return [self.detect(image) for image in images]
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,9 @@ def resolve_isa(isa: str | None) -> str:
     """Validate a requested variant (``None``: the environment, else the best)."""
     if isa is None:
         isa = os.environ.get(ENV_VAR) or best_isa()
+    if not isinstance(isa, str):
+        raise TypeError(f"isa must be a kernel variant name (str), got {type(isa).__name__}; "
+                        f"expected one of {compiled_isas()}")
     isa = isa.strip().lower()
     if isa not in available_isas():
         if isa in compiled_isas():

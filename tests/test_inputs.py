@@ -140,6 +140,71 @@ def test_detector_arguments_accepted(weights_dir):
     assert "max_faces=1" in repr(d)
 
 
+@pytest.mark.parametrize(
+    "name,value,exc",
+    [
+        ("score_threshold", 2.0, ValueError),
+        ("score_threshold", float("nan"), ValueError),
+        ("score_threshold", -1, ValueError),
+        ("score_threshold", "0.5", TypeError),
+        ("score_threshold", None, TypeError),
+        ("iou_threshold", 1.01, ValueError),
+        ("iou_threshold", float("nan"), ValueError),
+        ("iou_threshold", "x", TypeError),
+        ("max_faces", 0, ValueError),
+        ("max_faces", -1, ValueError),
+        ("max_faces", 2.0, TypeError),
+        ("max_faces", True, TypeError),
+        ("num_threads", 2, AttributeError),
+        ("isa", "scalar", AttributeError),
+    ],
+)
+def test_settings_changed_after_construction_are_checked(weights_dir, name, value, exc):
+    d = ssdface.Detector(weights_dir)
+    before = getattr(d, name)
+    with pytest.raises(exc, match=name if exc is not AttributeError else None):
+        setattr(d, name, value)
+    assert getattr(d, name) == before  # unchanged, still usable
+    assert isinstance(d.detect(np.zeros((40, 40, 3), np.uint8)), list)
+
+
+def test_settings_changed_after_construction_take_effect(weights_dir, photos):
+    d = ssdface.Detector(weights_dir)
+    img = photos["group_selfie"]
+    assert len(d.detect(img)) == 4
+    d.score_threshold = 0.995
+    assert len(d.detect(img)) == 2
+    d.score_threshold = np.float32(0.5)
+    d.max_faces = 1
+    assert len(d.detect(img)) == 1
+    d.max_faces = 2**40  # capped at the anchor count: no overflow, no huge allocation
+    assert d.max_faces == 1917 and len(d.detect(img)) == 4
+    d.max_faces = np.int64(3)
+    assert d.max_faces == 3
+
+
+@pytest.mark.parametrize("max_faces", [2**31 - 1, 2**40, 10**30])
+def test_huge_max_faces_is_capped(weights_dir, photos, max_faces):
+    d = ssdface.Detector(weights_dir, max_faces=max_faces)
+    assert d.max_faces == 1917
+    assert len(d.detect(photos["group_selfie"])) == 4
+
+
+@pytest.mark.parametrize("isa,exc", [(123, TypeError), (b"avx2", TypeError), ("sse9", ValueError)])
+def test_bad_isa(weights_dir, isa, exc):
+    with pytest.raises(exc, match="isa|ISA"):
+        ssdface.Detector(weights_dir, isa=isa)
+
+
+def test_detect_batch_refuses_a_single_image(detector, photos, tmp_path):
+    img = photos["group_selfie"]
+    for one in (img, img[:, :, 0], np.stack([img, img]), str(tmp_path / "x.jpg"), b"\xff\xd8"):
+        with pytest.raises(TypeError, match="list of images"):
+            detector.detect_batch(one)
+    assert detector.detect_batch([img, img[:, :, 0]])[0] == detector.detect(img)
+    assert detector.detect_batch(()) == []
+
+
 # --- threads -------------------------------------------------------------------
 
 

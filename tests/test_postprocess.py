@@ -113,3 +113,68 @@ def test_public_postprocess_checks_arguments(kwargs, exc):
     size = kwargs.pop("size", (640, 480))
     with pytest.raises(exc):
         ssdface.postprocess(boxes, np.zeros((1917, 2), np.float32), size, **kwargs)
+
+
+# --- bad raw outputs and sizes ------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e4])
+def test_non_finite_box_encodings_give_no_box(bad):
+    """An encoding that decodes to NaN or infinity (a NaN, an infinity, or a
+    size whose exp overflows) is dropped, never returned as a box."""
+    import ssdface
+
+    rng = np.random.default_rng(2)
+    boxes, logits = _random_head_outputs(rng)
+    hot = np.argsort(-logits[:, 1])[:5]
+    boxes[hot[0], 2] = bad
+    boxes[hot[1], 0] = bad if not np.isfinite(bad) else 0.0
+    faces = ssdface.postprocess(boxes, logits, (640, 480), score_threshold=0.0, max_faces=2000)
+    assert faces, "the finite boxes are still returned"
+    for f in faces:
+        assert np.all(np.isfinite(f.box)) and np.isfinite(f.score)
+        assert 0 <= f.box[0] <= f.box[2] <= 640 and 0 <= f.box[1] <= f.box[3] <= 480
+
+
+def test_nan_logits_give_no_face():
+    import ssdface
+
+    boxes, logits = _random_head_outputs(np.random.default_rng(3))
+    logits[:, 1] = np.nan
+    assert ssdface.postprocess(boxes, logits, (10, 10), score_threshold=0.0) == []
+
+
+@pytest.mark.parametrize(
+    "size,exc",
+    [
+        (("64", 64), TypeError),
+        ((64, b"64"), TypeError),
+        ((True, 64), TypeError),
+        ("6464", TypeError),
+        ((64,), TypeError),
+        ((64, 64, 3), TypeError),
+        (64, TypeError),
+        ((float("inf"), 64), ValueError),
+        ((64, float("nan")), ValueError),
+        ((0, 64), ValueError),
+        ((64, -1), ValueError),
+        ((1e39, 64), ValueError),  # infinite once a float32
+    ],
+)
+def test_bad_image_sizes(size, exc):
+    import ssdface
+
+    boxes, logits = _random_head_outputs(np.random.default_rng(4))
+    with pytest.raises(exc, match="image_size"):
+        ssdface.postprocess(boxes, logits, size)
+
+
+def test_max_faces_is_capped_at_the_anchor_count():
+    import ssdface
+
+    boxes, logits = _random_head_outputs(np.random.default_rng(5))
+    logits[:, 1] = 10.0
+    for huge in (2**31 - 1, 2**40, 10**30):
+        faces = ssdface.postprocess(boxes, logits, (100, 100), score_threshold=0.0,
+                                    iou_threshold=1.0, max_faces=huge)
+        assert len(faces) == 1917
