@@ -69,6 +69,10 @@ static float iou(const float *a, const float *b) {
     return uni > 0.0f ? inter / uni : 0.0f;
 }
 
+static int all_finite4(const float *v) {
+    return isfinite(v[0]) && isfinite(v[1]) && isfinite(v[2]) && isfinite(v[3]);
+}
+
 static float clip(float v, float hi) { return v < 0.0f ? 0.0f : (v > hi ? hi : v); }
 
 int ssdf_postprocess(const float *boxes, const float *logits, const float *anchors,
@@ -87,10 +91,10 @@ int ssdf_postprocess(const float *boxes, const float *logits, const float *ancho
     for (int c = 0; c < n_cand && n_kept < max_faces; c++) {
         float box[4];
         int suppressed = 0;
-        ssdf_decode_box(boxes + 4 * cand[c].anchor, anchors + 4 * cand[c].anchor, box);
-        /* A non-finite encoding (or one whose exp overflows) is no box. */
-        if (!(isfinite(box[0]) && isfinite(box[1]) && isfinite(box[2]) && isfinite(box[3])))
-            continue;
+        const float *enc = boxes + 4 * cand[c].anchor;
+        ssdf_decode_box(enc, anchors + 4 * cand[c].anchor, box);
+        /* A non-finite encoding, or one whose exp overflows, is no box. */
+        if (!(all_finite4(enc) && all_finite4(box))) continue;
         for (int k = 0; k < n_kept && !suppressed; k++) suppressed = iou(box, kept[k]) > iou_threshold;
         if (suppressed) continue;
         kept[n_kept][0] = box[0], kept[n_kept][1] = box[1];

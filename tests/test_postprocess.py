@@ -121,15 +121,22 @@ def test_public_postprocess_checks_arguments(kwargs, exc):
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e4])
 def test_non_finite_box_encodings_give_no_box(bad):
     """An encoding that decodes to NaN or infinity (a NaN, an infinity, or a
-    size whose exp overflows) is dropped, never returned as a box."""
+    size whose exp overflows) is dropped, as if its anchor scored nothing;
+    before, infinite boxes came back clipped to the whole image."""
     import ssdface
 
     rng = np.random.default_rng(2)
     boxes, logits = _random_head_outputs(rng)
-    hot = np.argsort(-logits[:, 1])[:5]
-    boxes[hot[0], 2] = bad
-    boxes[hot[1], 0] = bad if not np.isfinite(bad) else 0.0
+    hot = np.argsort(-logits[:, 1])[:2]
+    boxes[hot[0], 2] = bad  # height
+    boxes[hot[1], 1] = bad if not np.isfinite(bad) else 0.0  # x centre
     faces = ssdface.postprocess(boxes, logits, (640, 480), score_threshold=0.0, max_faces=2000)
+    dropped = logits.copy()
+    dropped[hot[0], 1] = -np.inf
+    if not np.isfinite(bad):
+        dropped[hot[1], 1] = -np.inf
+    assert faces == ssdface.postprocess(boxes, dropped, (640, 480), score_threshold=0.0,
+                                        max_faces=2000)
     assert faces, "the finite boxes are still returned"
     for f in faces:
         assert np.all(np.isfinite(f.box)) and np.isfinite(f.score)
