@@ -175,7 +175,7 @@ class Detector:
         self.max_faces = max_faces
         num_threads = _check_positive_int("num_threads", num_threads)
         isa = resolve_isa(isa)
-        self._engine, self.weights_path = open_engine(weights, num_threads)
+        self._engine, self._weights_path = open_engine(weights, num_threads)
         self._engine.kernels = isa
 
     # Settings a caller may change between calls are validated properties;
@@ -224,6 +224,11 @@ class Detector:
             f"{self.score_threshold}, iou_threshold={self.iou_threshold}, "
             f"max_faces={self.max_faces}, num_threads={self.num_threads}, isa={self.isa!r})"
         )
+
+    @property
+    def weights_path(self) -> Path:
+        """Where this detector's weights came from (a blob or a folder)."""
+        return self._weights_path
 
     @property
     def isa(self) -> str:

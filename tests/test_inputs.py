@@ -157,6 +157,7 @@ def test_detector_arguments_accepted(weights_dir):
         ("max_faces", True, TypeError),
         ("num_threads", 2, AttributeError),
         ("isa", "scalar", AttributeError),
+        ("weights_path", "/tmp/x.blob", AttributeError),
     ],
 )
 def test_settings_changed_after_construction_are_checked(weights_dir, name, value, exc):
