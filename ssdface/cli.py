@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .detector import Detector, Face
-from .image import load_image
+from .image import decode
 from .weights import (
     cached_blob_path,
     find_weights,
@@ -129,13 +129,13 @@ def _detect(args: argparse.Namespace) -> int:
     results, failed = [], 0
     for path in args.images:
         try:
-            image = load_image(path)
+            image = decode(path)  # a JPEG at the reduced scale the network needs
             faces = detector.detect(image)
         except (OSError, ValueError, TypeError) as exc:
             print(f"ssdface: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        height, width = image.shape[:2]
+        width, height = image.size
         results.append({
             "image": path, "width": width, "height": height,
             "faces": [{"box": [round(v, 2) for v in f.box], "score": round(f.score, 5)}

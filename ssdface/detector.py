@@ -12,7 +12,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core
-from .image import as_image_array
+from .image import decode
 from .isa import default_isa, resolve_isa
 from .weights import open_engine
 
@@ -34,7 +34,7 @@ class Face:
     score: float
 
 
-def preprocess(image: Any) -> np.ndarray:
+def preprocess(image: Any, *, bgr: bool = False) -> np.ndarray:
     """The exact network input :meth:`Detector.detect` computes for ``image``.
 
     The image is resized to 300x300 (aspect ratio not kept, as the model was
@@ -45,11 +45,13 @@ def preprocess(image: Any) -> np.ndarray:
 
     Computed with the kernel variant a new detector uses (``$SSDFACE_ISA`` or
     the best); :meth:`Detector.preprocess` uses the detector's own, so that
-    it is bit-exact whatever ``isa`` the detector was given.
+    it is bit-exact whatever ``isa`` the detector was given. ``image`` takes
+    every form :meth:`Detector.detect` takes (a JPEG file is decoded at the
+    reduced scale detect uses), ``bgr`` too.
 
     Returns float32 ``[1, 300, 300, 3]``.
     """
-    return _core.resize_normalize(as_image_array(image), impl=default_isa())[None]
+    return _core.resize_normalize(decode(image, bgr=bgr).pixels, impl=default_isa())[None]
 
 
 def anchors() -> np.ndarray:
@@ -94,9 +96,11 @@ def postprocess(
     return _faces(rows)
 
 
-def _faces(rows: np.ndarray) -> list[Face]:
+def _faces(rows: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> list[Face]:
+    sx, sy = scale
     return [
-        Face(box=(float(r[0]), float(r[1]), float(r[2]), float(r[3])), score=float(r[4]))
+        Face(box=(float(r[0]) * sx, float(r[1]) * sy, float(r[2]) * sx, float(r[3]) * sy),
+            score=float(r[4]))
         for r in rows
     ]
 
@@ -240,24 +244,30 @@ class Detector:
         """Facts from the weights blob header (version, sizes, checksum)."""
         return self._engine.info
 
-    def detect(self, image: Any) -> list[Face]:
+    def detect(self, image: Any, *, bgr: bool = False) -> list[Face]:
         """Find the faces in ``image``, highest score first.
 
-        ``image``: an ``HxWx3`` uint8 RGB array of any size, ``HxW`` gray,
-        ``HxWx4`` RGBA, a path (str or PathLike), or a PIL image.
+        ``image``: a uint8 array (``HxWx3`` RGB, ``HxW`` gray, ``HxWx4``
+        RGBA; uint16 is scaled to 8 bits), a path (str or PathLike),
+        ``bytes`` or a binary file object holding an encoded image (JPEG,
+        PNG, ...; HEIC with ``ssdface[heif]``), or a PIL image. EXIF
+        orientation is applied to files and PIL images. ``bgr=True`` for
+        arrays in OpenCV's BGR(A) channel order. Boxes are in pixels of the
+        original (oriented) image, even when a JPEG was decoded at a reduced
+        scale.
         """
-        array = as_image_array(image)
+        decoded = decode(image, bgr=bgr)
         rows = self._engine.detect(
-            array, self.score_threshold, self.iou_threshold, self.max_faces
+            decoded.pixels, self.score_threshold, self.iou_threshold, self.max_faces
         )
-        return _faces(rows)
+        return _faces(rows, decoded.scale)
 
-    def preprocess(self, image: Any) -> np.ndarray:
+    def preprocess(self, image: Any, *, bgr: bool = False) -> np.ndarray:
         """:func:`ssdface.preprocess` with this detector's kernels: bit for bit
         the input :meth:`detect` feeds the network. float32 [1, 300, 300, 3]."""
-        return _core.resize_normalize(as_image_array(image), impl=self.isa)[None]
+        return _core.resize_normalize(decode(image, bgr=bgr).pixels, impl=self.isa)[None]
 
-    def detect_batch(self, images: Sequence[Any]) -> list[list[Face]]:
+    def detect_batch(self, images: Sequence[Any], *, bgr: bool = False) -> list[list[Face]]:
         """:meth:`detect` on each image, in order.
 
         Each image runs on all of the detector's threads (an image's layers
@@ -274,7 +284,7 @@ class Detector:
                 + (" (or list(array) for an NxHxWxC stack)"
                    if isinstance(images, np.ndarray) else "")
             )
-        return [self.detect(image) for image in images]
+        return [self.detect(image, bgr=bgr) for image in images]
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the network on normalised input.

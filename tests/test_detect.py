@@ -71,6 +71,17 @@ def assert_same_faces(
         used[j] = True
 
 
+def assert_same_faces_iou(got, want, min_iou: float = 0.9) -> None:
+    """The same faces, each box overlapping its partner by IoU >= min_iou
+    (scores may move: different pixels went in)."""
+    assert len(got) == len(want), f"{len(got)} faces, expected {len(want)}:\n{got}\n{want}"
+    left = list(want)
+    for g in got:
+        best = max(left, key=lambda w: iou_xyxy(g[0], w[0]))
+        assert iou_xyxy(g[0], best[0]) >= min_iou, f"{g} has no partner in {want}"
+        left.remove(best)
+
+
 def assert_well_formed(faces, width: int, height: int) -> None:
     scores = [s for _, s in faces]
     assert scores == sorted(scores, reverse=True), f"faces not sorted by score: {scores}"
@@ -148,7 +159,12 @@ def test_path_and_pil_inputs(name, kind, photos, photo_paths, detector):
     else:
         with Image.open(path) as im:
             faces = detector.detect(im)
-    assert_same_faces(as_tuples(faces), from_array, width, height, **EXACT)
+    # A PIL image is used as it is; a JPEG file is decoded at a reduced DCT
+    # scale (close to, not the same pixels as, a full decode then resize).
+    if kind == "pil":
+        assert_same_faces(as_tuples(faces), from_array, width, height, **EXACT)
+    else:
+        assert_same_faces_iou(as_tuples(faces), from_array, 0.95)
 
 
 def test_gray_input(photos, detector, ref_cache):

@@ -27,7 +27,8 @@ import ssdface
         (np.zeros((50, 0), np.uint8), ValueError, "empty"),
         ([[0, 1], [2, 3]], TypeError, "numpy array"),
         (None, TypeError, "numpy array"),
-        (b"\xff\xd8", TypeError, "numpy array"),
+        (b"\xff\xd8", OSError, "cannot read image from bytes"),
+        (b"", ValueError, "empty"),
     ],
 )
 def test_bad_images(detector, image, exc, message):
