@@ -5,7 +5,8 @@
 >>> faces = detector.detect("photo.jpg")   # [Face(box=(xmin, ymin, xmax, ymax), score=...)]
 """
 
-from .detector import Detector, Face, anchors, postprocess, preprocess
+from .detector import Detector, anchors, postprocess, preprocess
+from .face import Face
 from .isa import available_isas, best_isa, default_isa
 from .weights import BlobError, WeightsNotFoundError, pack_weights
 

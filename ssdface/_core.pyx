@@ -524,6 +524,29 @@ cdef class Engine:
     def _reset_lock(self):
         self._lock = threading.Lock()
 
+    cdef ssdf_engine *_live(self) except NULL:
+        if self._engine == NULL:
+            raise ValueError("this detector is closed")
+        return self._engine
+
+    def close(self):
+        """Stop the worker threads and free the arena and weights now
+        (idempotent); any later call raises ValueError."""
+        with self._lock:
+            if self._engine != NULL:
+                ssdf_engine_destroy(self._engine)
+                self._engine = NULL
+            self._buffer = None
+
+    @property
+    def closed(self):
+        return self._engine == NULL
+
+    def blob_bytes(self):
+        """A copy of the validated blob this engine runs on."""
+        self._live()
+        return bytes(self._buffer)
+
     def __dealloc__(self):
         if self._engine != NULL:
             ssdf_engine_destroy(self._engine)
@@ -532,31 +555,31 @@ cdef class Engine:
     @property
     def info(self):
         """Blob header facts: version, tensor count, sizes, checksum, model name."""
-        cdef const ssdf_blob_info *i = ssdf_engine_info(self._engine)
+        cdef const ssdf_blob_info *i = ssdf_engine_info(self._live())
         return dict(version=i.version, tensor_count=i.tensor_count,
                     payload_size=i.payload_size, file_size=i.file_size,
                     checksum=i.checksum, model_name=i.model_name.decode())
 
     @property
     def num_threads(self):
-        return ssdf_engine_threads(self._engine)
+        return ssdf_engine_threads(self._live())
 
     @property
     def arena_bytes(self):
-        return ssdf_engine_arena_bytes(self._engine)
+        return ssdf_engine_arena_bytes(self._live())
 
     @property
     def kernels(self):
         """Name of the kernel table in use."""
-        return ssdf_engine_kernels(self._engine).name.decode()
+        return ssdf_engine_kernels(self._live()).name.decode()
 
     @kernels.setter
     def kernels(self, str name):
         cdef const ssdf_kernel_table *t = _table_ptr(name)
         cdef ssdf_error err
-        cdef int rc
+        cdef int rc = 0
         with self._lock:
-            rc = ssdf_engine_set_kernels(self._engine, t, &err)
+            rc = ssdf_engine_set_kernels(self._live(), t, &err)
         if rc:
             raise_error(rc, &err)
 
@@ -568,6 +591,7 @@ cdef class Engine:
         cdef double[::1] tv
         cdef ssdf_error err
         cdef int rc = 0, i
+        cdef ssdf_engine *e
         x = _check_array(x, "x", np.float32, 4)
         if x.shape != (1, SSDF_INPUT_SIZE, SSDF_INPUT_SIZE, 3):
             raise ValueError("x must have shape [1, 300, 300, 3]")
@@ -576,9 +600,10 @@ cdef class Engine:
         logits = np.empty(SSDF_NUM_ANCHORS * 2, dtype=np.float32)
         xv, bv, lv, tv = x.reshape(-1), boxes, logits, times
         with self._lock:
+            e = self._live()
             for i in range(repeats):
                 with nogil:
-                    rc = ssdf_engine_profile(self._engine, &xv[0], &bv[0], &lv[0], &tv[0], &err)
+                    rc = ssdf_engine_profile(e, &xv[0], &bv[0], &lv[0], &tv[0], &err)
                 if rc:
                     break
                 PyErr_CheckSignals()
@@ -596,13 +621,13 @@ cdef class Engine:
             t = &g.tensors[i]
             arr = np.empty(ssdf_source_floats(t), dtype=np.float32)
             ov = arr
-            ssdf_unpack_tensor(t, ssdf_engine_tensor(self._engine, i), &ov[0])
+            ssdf_unpack_tensor(t, ssdf_engine_tensor(self._live(), i), &ov[0])
             out[t.name.decode()] = arr.reshape(tuple(t.shape[d] for d in range(t.ndim)))
         return out
 
     def anchors(self):
         """Anchors (yc, xc, h, w), float32 [1917, 4]."""
-        cdef const float *a = ssdf_engine_anchors(self._engine)
+        cdef const float *a = ssdf_engine_anchors(self._live())
         return np.asarray(<const float[:SSDF_NUM_ANCHORS * 4]>a).reshape(SSDF_NUM_ANCHORS, 4).copy()
 
     def forward(self, x):
@@ -611,6 +636,7 @@ cdef class Engine:
         cdef float[:, ::1] bv, lv
         cdef ssdf_error err
         cdef int rc = 0, i, n
+        cdef ssdf_engine *e
         x = _check_array(x, "x", np.float32, 4)
         if x.shape[1:] != (SSDF_INPUT_SIZE, SSDF_INPUT_SIZE, 3):
             raise ValueError(f"x must have shape [N, {SSDF_INPUT_SIZE}, {SSDF_INPUT_SIZE}, 3], "
@@ -622,9 +648,10 @@ cdef class Engine:
         bv = boxes.reshape(n, -1)
         lv = logits.reshape(n, -1)
         with self._lock:
+            e = self._live()
             for i in range(n):
                 with nogil:
-                    rc = ssdf_engine_forward(self._engine, &xv[i, 0], &bv[i, 0], &lv[i, 0], &err)
+                    rc = ssdf_engine_forward(e, &xv[i, 0], &bv[i, 0], &lv[i, 0], &err)
                 if rc:
                     break
                 # Between images, let Ctrl-C (or any signal handler) act: a
@@ -639,7 +666,8 @@ cdef class Engine:
         cdef const unsigned char[:, ::1] rows
         cdef ssdf_face *faces
         cdef ssdf_error err
-        cdef int rc, n = 0, h, w, c
+        cdef int rc = 0, n = 0, h, w, c
+        cdef ssdf_engine *e
         image = _check_image(image)
         if max_faces < 1:
             raise ValueError("max_faces must be >= 1")
@@ -652,8 +680,9 @@ cdef class Engine:
             raise MemoryError()
         try:
             with self._lock:
+                e = self._live()
                 with nogil:
-                    rc = ssdf_engine_detect(self._engine, &rows[0, 0], h, w, c, w * c,
+                    rc = ssdf_engine_detect(e, &rows[0, 0], h, w, c, w * c,
                                             score_threshold, iou_threshold, max_faces,
                                             faces, &n, &err)
             if rc:

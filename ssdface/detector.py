@@ -5,33 +5,21 @@ from __future__ import annotations
 import numbers
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
 from . import _core
+from .face import Face
 from .image import decode
 from .isa import default_isa, resolve_isa
-from .weights import open_engine
+from .weights import BytesLike, open_engine
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 INPUT_SIZE = _core.INPUT_SIZE
 NUM_ANCHORS = _core.NUM_ANCHORS
-
-
-@dataclass(frozen=True)
-class Face:
-    """One detected face.
-
-    ``box`` is ``(xmin, ymin, xmax, ymax)`` in pixels of the image given to
-    :meth:`Detector.detect`, clipped to it; ``score`` is the face probability.
-    """
-
-    box: tuple[float, float, float, float]
-    score: float
 
 
 def preprocess(image: Any, *, bgr: bool = False) -> np.ndarray:
@@ -149,10 +137,16 @@ def _check_positive_int(name: str, value: int) -> int:
 class Detector:
     """SSD MobileNetV2 face detector running on ssdface's C engine.
 
-    ``weights`` is a blob written by :func:`ssdface.pack_weights` (memory-
-    mapped) or a folder of the model's ``.npy`` files (packed in memory).
-    Without it the detector looks at ``$SSDFACE_WEIGHTS``, then at the blob
-    embedded at build time, then at the user cache folder.
+    ``weights`` is a blob written by :func:`ssdface.pack_weights` (read once
+    into memory), a folder of the model's ``.npy`` files (packed in memory),
+    or the bytes of a blob. Without it the detector looks at
+    ``$SSDFACE_WEIGHTS``, then at the blob embedded at build time, then at
+    the user cache folder.
+
+    A detector pickles (for ``multiprocessing``, ``concurrent.futures``,
+    joblib, Dask, Ray): the copy is a new detector with the same settings,
+    reading its weights from the same place (or from the same bytes). Use it
+    as a context manager, or call :meth:`close`, to stop its threads early.
 
     ``num_threads`` is exactly the number of threads one inference runs on
     (the calling thread plus a persistent pool of ``num_threads - 1``).
@@ -166,7 +160,7 @@ class Detector:
 
     def __init__(
         self,
-        weights: PathLike | None = None,
+        weights: PathLike | BytesLike | None = None,
         *,
         score_threshold: float = 0.5,
         iou_threshold: float = 0.6,
@@ -178,9 +172,40 @@ class Detector:
         self.iou_threshold = iou_threshold
         self.max_faces = max_faces
         num_threads = _check_positive_int("num_threads", num_threads)
-        isa = resolve_isa(isa)
+        resolved_isa = resolve_isa(isa)
         self._engine, self._weights_path = open_engine(weights, num_threads)
-        self._engine.kernels = isa
+        self._engine.kernels = resolved_isa
+        # What a pickled copy rebuilds from: the weights as they were named
+        # (None searches again in the new process, which may have another
+        # install or cache), and the isa as asked (None: that CPU's best).
+        # Built from bytes (weights_path None), a copy ships the blob itself.
+        self._spec = {"weights": None if weights is None or self._weights_path is None
+                      else os.fspath(self._weights_path), "isa": isa,
+                      "num_threads": num_threads}
+        self._from_bytes = weights is not None and self._weights_path is None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        weights = self._engine.blob_bytes() if self._from_bytes else self._spec["weights"]
+        kwargs = dict(self._spec, weights=weights, score_threshold=self.score_threshold,
+                      iou_threshold=self.iou_threshold, max_faces=self.max_faces)
+        return (_rebuild, (kwargs,))
+
+    def close(self) -> None:
+        """Stop the detector's threads and free its memory now, rather than
+        when it is garbage collected. Idempotent; later calls raise
+        ``ValueError``. ``with Detector() as d:`` closes on exit."""
+        self._engine.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._engine.closed
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # Settings a caller may change between calls are validated properties;
     # those that shape the engine (threads, weights, kernels) are read-only.
@@ -223,15 +248,19 @@ class Detector:
                              "starts then): create a new Detector(num_threads=...)")
 
     def __repr__(self) -> str:
+        if self.closed:
+            return f"<closed Detector, weights={str(self.weights_path)!r}>"
+        weights = "<bytes>" if self.weights_path is None else str(self.weights_path)
         return (
-            f"Detector(weights={str(self.weights_path)!r}, score_threshold="
+            f"Detector(weights={weights!r}, score_threshold="
             f"{self.score_threshold}, iou_threshold={self.iou_threshold}, "
             f"max_faces={self.max_faces}, num_threads={self.num_threads}, isa={self.isa!r})"
         )
 
     @property
-    def weights_path(self) -> Path:
-        """Where this detector's weights came from (a blob or a folder)."""
+    def weights_path(self) -> Path | None:
+        """Where this detector's weights came from (a blob or a folder; None
+        when it was built from bytes)."""
         return self._weights_path
 
     @property
@@ -309,6 +338,11 @@ class Detector:
     def anchors(self) -> np.ndarray:
         """The 1917 anchors as ``(yc, xc, h, w)``, normalised, float32."""
         return self._engine.anchors()
+
+
+def _rebuild(kwargs: dict[str, Any]) -> Detector:
+    """Unpickle a :class:`Detector`: build a new one with the same settings."""
+    return Detector(**kwargs)
 
 
 def default_weights() -> Path:

@@ -19,6 +19,7 @@ import numpy as np
 from . import _core
 
 PathLike = Union[str, "os.PathLike[str]"]
+BytesLike = Union[bytes, bytearray, memoryview, np.ndarray]
 
 BLOB_NAME = "ssd_mobilenetv2_face.blob"
 ENV_VAR = "SSDFACE_WEIGHTS"
@@ -192,10 +193,23 @@ def read_blob(path: PathLike) -> np.ndarray:
     return buffer
 
 
+def blob_from_bytes(data: BytesLike) -> np.ndarray:
+    """A blob held in memory, checked from its header, as aligned private memory."""
+    view = memoryview(data).cast("B")
+    _core.check_blob_header(view[: _core.BLOB_HEADER_SIZE], len(view))
+    buffer = _core._aligned_empty(len(view))
+    buffer[:] = view
+    return buffer
+
+
 def open_engine(
-    weights: PathLike | None = None, num_threads: int = 1
-) -> tuple[_core.Engine, Path]:
-    """Build an engine from a blob file or a folder of ``.npy`` files."""
+    weights: PathLike | BytesLike | None = None, num_threads: int = 1
+) -> tuple[_core.Engine, Path | None]:
+    """Build an engine from a blob file, a folder of ``.npy`` files or the
+    bytes of a blob; returns it and where the weights came from (None for
+    bytes)."""
+    if isinstance(weights, (bytes, bytearray, memoryview, np.ndarray)):
+        return _core.Engine(blob_from_bytes(weights), num_threads), None
     path = find_weights(weights)
     buffer = pack_bytes(path) if path.is_dir() else read_blob(path)
     try:

@@ -156,7 +156,8 @@ def test_bgr_arrays(photos, detector):
 
 
 def test_heic(photos, detector, tmp_path):
-    pillow_heif = pytest.importorskip("pillow_heif")
+    import pillow_heif  # the "heif" extra; part of the test extra
+
     pillow_heif.register_heif_opener()
     path = tmp_path / "group.heic"
     Image.fromarray(photos["group_selfie"]).save(path, "HEIF", quality=90)
