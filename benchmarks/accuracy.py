@@ -328,6 +328,35 @@ def best_f1(sweep: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return best
 
 
+def box_keys(boxes: Any, scores: Any, size: tuple[int, int], decimals: int = 4
+             ) -> list[tuple[float, ...]]:
+    """``(score, xmin / width, ymin / height, xmax / width, ymax / height)`` per box, rounded."""
+    w, h = size
+    rel = np.round(as_boxes(boxes) / np.array([w, h, w, h], dtype=np.float64), decimals)
+    return [(float(s),) + tuple(r.tolist())
+            for r, s in zip(rel, np.asarray(scores, dtype=np.float64).reshape(-1))]
+
+
+def repeated_boxes(boxes: Sequence[Any], scores: Sequence[Any], sizes: Sequence[tuple[int, int]],
+                   min_fraction: float = 0.5, decimals: int = 4) -> list[np.ndarray]:
+    """Flags the detections that recur, input-independent, across images.
+
+    A detection recurs when the same score and the same box relative to the
+    image size (``xmin / width`` ..., rounded to ``decimals``) come out of at
+    least ``min_fraction`` of the images (and of two at least): a network
+    output that does not depend on the pixels, as the stand-in weight tensor
+    makes some. ``sizes``: ``(width, height)`` of each image. One flag array
+    per image.
+    """
+    keys = [box_keys(b, sc, size, decimals) for b, sc, size in zip(boxes, scores, sizes)]
+    seen: dict[tuple[float, ...], int] = {}
+    for k in keys:
+        for key in set(k):
+            seen[key] = seen.get(key, 0) + 1
+    need = max(2, math.ceil(min_fraction * len(keys)))
+    return [np.array([seen[key] >= need for key in k], dtype=bool) for k in keys]
+
+
 def _ratio(num: float, den: float) -> float:
     return num / den if den else math.nan
 
@@ -541,8 +570,13 @@ def _bucket_recall(matches: Sequence[ImageMatch], images: Sequence[EvalImage],
 
 def evaluate_view(images: Sequence[EvalImage], default: Run, low: Run, view: View,
                   score_threshold: float | None, match_iou: float = MATCH_IOU,
-                  thresholds: Iterable[float] = SWEEP_THRESHOLDS) -> dict[str, Any]:
-    """Every figure of one view from a configuration's two runs."""
+                  thresholds: Iterable[float] = SWEEP_THRESHOLDS,
+                  low_repeated: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+    """Every figure of one view from a configuration's two runs.
+
+    ``low_repeated``: :func:`repeated_boxes` of the low run, to count what
+    those boxes hit.
+    """
     scored = [~view_ignore(im.boxes, im.ignore, view.min_long_side) for im in images]
     n_scored = int(sum(s.sum() for s in scored))
     out: dict[str, Any] = {"title": view.title, "min_long_side": view.min_long_side,
@@ -557,6 +591,11 @@ def evaluate_view(images: Sequence[EvalImage], default: Run, low: Run, view: Vie
         per_run[label] = (matches, scores, outcome)
         out[label] = counts(outcome, n_scored)
     out["low"]["ap"] = average_precision(per_run["low"][1], per_run["low"][2], n_scored)
+    if low_repeated is not None:
+        flags = np.concatenate(low_repeated) if low_repeated else np.zeros(0, dtype=bool)
+        rep_counts = counts(per_run["low"][2][flags], n_scored)
+        out["low"]["repeated_boxes"] = {k: rep_counts[k] for k in
+                                        ("detections", "hits", "false_positives", "not_counted")}
 
     faces_d, hits_d, n_large, large_d = _bucket_recall(per_run["default"][0], images, scored)
     _, hits_l, _, large_l = _bucket_recall(per_run["low"][0], images, scored)
@@ -634,6 +673,8 @@ def evaluate_config(config: Config, images: Sequence[EvalImage], arrays: Sequenc
     at_cap = sum(len(s) >= getattr(low_detector, "max_faces", low_max_faces)
                  for s in low.scores)
     low_scores = np.concatenate(low.scores) if low.scores else np.zeros(0)
+    repeated = repeated_boxes(low.boxes, low.scores, [(im.width, im.height) for im in images])
+    rep_scores = np.concatenate([s[f] for s, f in zip(low.scores, repeated)]) if images else []
     speed = {"detect": _speed(default), "low": _speed(low)}
     if from_path is not None:
         speed["from_path"] = _speed(from_path)
@@ -644,17 +685,24 @@ def evaluate_config(config: Config, images: Sequence[EvalImage], arrays: Sequenc
         "detector_kwargs": config.detector_kwargs,
         "detect_kwargs": config.detect_kwargs,
         "detector": repr(detector),
+        "weights_path": str(getattr(detector, "weights_path", "") or "") or None,
         "settings": settings,
         "low_run": {
             "score_threshold": low_threshold, "max_faces": low_max_faces,
             "detections": int(low_scores.size),
             "detections_per_image": _ratio(low_scores.size, len(images)),
             "detections_at_most_stand_in_score": int(np.sum(low_scores <= STAND_IN_SCORE)),
+            # the same relative box and score in at least half of the images
+            "repeated_boxes": int(sum(f.sum() for f in repeated)),
+            "repeated_distinct": len({key for b, s, f, im in zip(low.boxes, low.scores,
+                                                                 repeated, images)
+                                      for key in box_keys(b[f], s[f], (im.width, im.height))}),
+            "repeated_max_score": float(np.max(rep_scores)) if len(rep_scores) else None,
             "images_at_max_faces": int(at_cap),
         },
         "speed": speed,
         "views": {v.name: evaluate_view(images, default, low, v, score_threshold, match_iou,
-                                        thresholds) for v in views},
+                                        thresholds, repeated) for v in views},
     }
 
 
@@ -807,11 +855,17 @@ def notes(report: dict[str, Any], sweep: bool = False) -> list[str]:
     out = []
     for cfg in report["configs"]:
         low = cfg["low_run"]
+        n = max(report["eval_set"]["images"], 1)
+        rep = [f"{name}: {v['low']['repeated_boxes']['hits']} hits"
+               for name, v in cfg["views"].items() if "repeated_boxes" in v["low"]]
+        top = low["repeated_max_score"]
         out.append(
             f"{cfg['name']}: the low-threshold run returns {low['detections']} boxes "
-            f"({low['detections_per_image']:.1f} per image), "
-            f"{low['detections_at_most_stand_in_score']} of them scoring <= {STAND_IN_SCORE} "
-            "(the stand-in tensor's input-independent boxes score up to there)")
+            f"({low['detections_per_image']:.1f} per image); {low['repeated_boxes']} of them "
+            f"({low['repeated_boxes'] / n:.1f} per image, {low['repeated_distinct']} distinct, "
+            f"top score {_num(top, '.3f')}) recur in at least half of the images with the same "
+            "score and relative box: input-independent outputs (the stand-in weight tensor); "
+            + ", ".join(rep))
         if low["images_at_max_faces"]:
             out.append(f"{cfg['name']}: WARNING {low['images_at_max_faces']} image(s) of the "
                        f"low-threshold run reached max_faces={low['max_faces']}: its AP and "
@@ -851,7 +905,7 @@ def format_report(report: dict[str, Any], *, markdown: bool = False, sweep: bool
     out: list[str] = []
     prefix = "- " if markdown else "# "
     if heading:
-        out += [heading, ""] if markdown else ["# " + heading]
+        out += ["### " + heading, ""] if markdown else ["# " + heading]
     out += [prefix + f for f in facts]
     sections = [("Recall, precision and AP", summary_table(report, markdown)),
                 ("Speed", speed_table(report, markdown)),
@@ -988,7 +1042,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     now = datetime.datetime.now(datetime.timezone.utc)
     rev = _git_revision()
-    weights = report["configs"][0]["detector"] if report["configs"] else ""
+    first = report["configs"][0]
+    isa = first["settings"].get("isa", "?")
     report["meta"] = {
         "date": f"{now:%Y-%m-%d %H:%M} UTC", "command": " ".join(
             ["python benchmarks/accuracy.py", *(sys.argv[1:] if argv is None else argv)]),
@@ -1003,11 +1058,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"`{meta['command']}`" if args.markdown else meta["command"],
         f"ssdface {meta['ssdface']}" + (f", git {rev}" if rev else "")
         + f"; Python {meta['python']}, numpy {meta['numpy']}, Pillow {meta['pillow']}",
-        f"detector: {weights}",
+        f"weights: {first['weights_path']}; ISA {isa}; detector settings: "
+        + ", ".join(f"{k}={v!r}" for k, v in first["settings"].items() if k != "isa")
+        + ("" if first["name"] == DEFAULT_CONFIG.name and not first["detector_kwargs"]
+           else f" (config {first['name']})"),
         f"load average (1, 5, 15 min) at start: {load0}; at end: {meta['load_end']}; "
         f"whole run {elapsed:.1f} s",
     ]
-    heading = f"### Accuracy on eval/faces, {meta['date']}"
+    heading = f"Accuracy on eval/faces, {meta['date']}"
     print(format_report(report, markdown=args.markdown, sweep=args.sweep_thresholds,
                         meta=facts, heading=heading))
     if args.json:

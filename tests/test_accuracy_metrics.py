@@ -241,6 +241,24 @@ def test_sweep_thresholds_range():
     assert t[0] > acc.STAND_IN_SCORE
 
 
+def test_repeated_boxes_flags_input_independent_outputs():
+    sizes = [(100, 50), (200, 100), (40, 40)]
+    # the same relative box (10%..50% of each side) and score in every image, plus
+    # one box per image that occurs once; the last image also has the same
+    # relative box at another score (not the same output)
+    boxes = [[[10, 5, 50, 25], [1, 1, 9, 9]],
+             [[20, 10, 100, 50], [30, 30, 60, 60]],
+             [[4, 4, 20, 20], [0, 0, 10, 10], [4, 4, 20, 20]]]
+    scores = [[0.25, 0.9], [0.25, 0.8], [0.25, 0.7, 0.3]]
+    flags = acc.repeated_boxes(boxes, scores, sizes)
+    assert [f.tolist() for f in flags] == [[True, False], [True, False], [True, False, False]]
+    # in 2 of 3 images: still at least half
+    flags = acc.repeated_boxes(boxes[:2] + [[[0, 0, 1, 1]]], scores[:2] + [[0.5]], sizes)
+    assert [f.tolist() for f in flags] == [[True, False], [True, False], [False]]
+    # one image: nothing recurs
+    assert acc.repeated_boxes(boxes[:1], scores[:1], sizes[:1])[0].tolist() == [False, False]
+
+
 # ---------------------------------------------------------------------------
 # Configurations
 # ---------------------------------------------------------------------------
@@ -343,6 +361,7 @@ def test_runner_on_synthetic_images(synthetic):
     assert cfg["speed"]["detect"]["images_per_s"] > 0
     assert cfg["speed"]["from_path"]["images_per_s"] > 0
     assert cfg["low_run"]["detections"] == 5 and cfg["low_run"]["images_at_max_faces"] == 0
+    assert cfg["low_run"]["repeated_boxes"] == 0
 
     v = cfg["views"]["all"]
     d, lo = v["default"], v["low"]
