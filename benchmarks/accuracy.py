@@ -834,7 +834,7 @@ def sweep_table(cfg: dict[str, Any], markdown: bool) -> list[str]:
     best = {name: (v["best_f1"] or {}).get("threshold") for name, v in views}
     body = []
     for i, t in enumerate(row["threshold"] for row in views[0][1]["sweep"]):
-        cells = [f"{t:.2f}"]
+        cells = []
         marks = []
         for name, v in views:
             row = v["sweep"][i]
@@ -843,11 +843,11 @@ def sweep_table(cfg: dict[str, Any], markdown: bool) -> list[str]:
                 marks.append(name)
                 f1 = f"**{f1}**" if markdown else f1 + " *"
             cells += [_pct(row["precision"]), _pct(row["recall"]), f1]
-        body.append(cells + [("best F1: " + ", ".join(marks)) if marks else ""])
-    header = ["score >="]
+        body.append([f"{t:.2f}", ("best F1: " + ", ".join(marks)) if marks else ""] + cells)
+    header = ["score >=", "note"]
     for name, _ in views:
         header += [f"P {name}", f"R {name}", f"F1 {name}"]
-    return _table(header + ["note"], body, markdown, left=1)
+    return _table(header, body, markdown)
 
 
 def notes(report: dict[str, Any], sweep: bool = False) -> list[str]:
@@ -856,7 +856,7 @@ def notes(report: dict[str, Any], sweep: bool = False) -> list[str]:
     for cfg in report["configs"]:
         low = cfg["low_run"]
         n = max(report["eval_set"]["images"], 1)
-        rep = [f"{name}: {v['low']['repeated_boxes']['hits']} hits"
+        rep = [f"{v['low']['repeated_boxes']['hits']} in {name}"
                for name, v in cfg["views"].items() if "repeated_boxes" in v["low"]]
         top = low["repeated_max_score"]
         out.append(
@@ -865,7 +865,7 @@ def notes(report: dict[str, Any], sweep: bool = False) -> list[str]:
             f"({low['repeated_boxes'] / n:.1f} per image, {low['repeated_distinct']} distinct, "
             f"top score {_num(top, '.3f')}) recur in at least half of the images with the same "
             "score and relative box: input-independent outputs (the stand-in weight tensor); "
-            + ", ".join(rep))
+            "faces they hit: " + ", ".join(rep))
         if low["images_at_max_faces"]:
             out.append(f"{cfg['name']}: WARNING {low['images_at_max_faces']} image(s) of the "
                        f"low-threshold run reached max_faces={low['max_faces']}: its AP and "
@@ -878,7 +878,7 @@ def notes(report: dict[str, Any], sweep: bool = False) -> list[str]:
             rows, best = v["sweep"], v["best_f1"]
             if sweep and best and best["threshold"] == rows[0]["threshold"]:
                 out.append(f"{cfg['name']}/{name}: the best F1 of the sweep is at its lowest "
-                           f"threshold, {rows[0]['threshold']:.2f}: F1 still rises as the "
+                           f"threshold, {rows[0]['threshold']:.2f}: F1 may rise further as the "
                            "threshold falls (below the range the stand-in boxes enter)")
         if cfg["speed"].get("path_matches_array") is False:
             out.append(f"{cfg['name']}: WARNING detect(path) and detect(Pillow RGB array) "
