@@ -285,8 +285,8 @@ extension = Extension(
     extra_compile_args=BASE_FLAGS,
     extra_link_args=["-lpthread", "-lm"],
     # The x86 variants are compiled apart (above) but must relink the
-    # extension when they change.
-    depends=glob("csrc/*.h") + glob("csrc/kernels/*.h") + list(X86_VARIANTS),
+    # extension when they change; so must a change of this file's flags.
+    depends=glob("csrc/*.h") + glob("csrc/kernels/*.h") + list(X86_VARIANTS) + ["setup.py"],
 )
 
 setup(
