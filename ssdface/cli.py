@@ -19,6 +19,8 @@ from . import __version__
 from .detector import Detector, Face
 from .image import decode
 from .weights import (
+    WeightsNotFoundError,
+    build_info,
     cached_blob_path,
     find_weights,
     pack_weights,
@@ -185,13 +187,28 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_line() -> str:
+    build = build_info()
+    if build.get("weights_embedded"):
+        return (f"build: weights embedded from {build.get('weights_source')} "
+                f"(sha256 {build.get('blob_sha256')})")
+    if build.get("weights_embedded") is False:
+        return "build: no weights embedded"
+    return "build: no build record (a source tree that was never built?)"
+
+
 def _info(args: argparse.Namespace) -> int:
-    path = find_weights(args.weights)
+    try:
+        path = find_weights(args.weights)
+    except WeightsNotFoundError:
+        print(_build_line())  # then the error says where to get weights
+        raise
     detector = Detector(path)
     print(f"weights: {path}")
     for key, value in detector.weights_info.items():
         print(f"{key}: {value:#018x}" if key == "checksum" else f"{key}: {value}")
     print(f"kernels: {detector._engine.kernels}")
+    print(_build_line())
     return 0
 
 

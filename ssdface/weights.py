@@ -8,6 +8,7 @@ from the model's 144 ``.npy`` files with :func:`pack_weights` (or
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tempfile
@@ -22,7 +23,12 @@ PathLike = Union[str, "os.PathLike[str]"]
 BytesLike = Union[bytes, bytearray, memoryview, np.ndarray]
 
 BLOB_NAME = "ssd_mobilenetv2_face.blob"
+BUILD_INFO_NAME = "build_info.json"
 ENV_VAR = "SSDFACE_WEIGHTS"
+UPSTREAM = (
+    "the 144 .npy files of the SSD MobileNetV2 face model in the Apache-2.0 repository "
+    "webmachinelearning/test-data, folder models/ssd_mobilenetv2_face_nhwc/weights/"
+)
 
 BlobError = _core.BlobError
 
@@ -34,6 +40,46 @@ class WeightsNotFoundError(FileNotFoundError):
 def embedded_blob_path() -> Path:
     """Where the build puts the blob when it found the weights."""
     return Path(__file__).resolve().parent / "data" / BLOB_NAME
+
+
+def build_info() -> dict:
+    """What the build of this installation did about the weights.
+
+    ``weights_embedded`` is True when the build packed the weights into the
+    package (then ``weights_source``, ``blob``, ``blob_size`` and
+    ``blob_sha256`` say from where and what), False when it found none (then
+    ``reason`` says why), and None when the package holds no build record
+    (a source tree that was never built). ``blob_present`` says whether the
+    embedded blob is there now.
+    """
+    path = embedded_blob_path().with_name(BUILD_INFO_NAME)
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = {"weights_embedded": None}
+    if not isinstance(info, dict):
+        info = {"weights_embedded": None}
+    info["blob_present"] = embedded_blob_path().is_file()
+    return info
+
+
+def _not_found_message() -> str:
+    embedded = build_info().get("weights_embedded")
+    if embedded is False:
+        why = ("no model weights found: this build of ssdface embeds none (it was built "
+               f"without the model's .npy files) and ${ENV_VAR} is not set")
+    elif embedded:
+        why = (f"no model weights found: the blob this build embedded, {embedded_blob_path()}, "
+               f"has been removed, and ${ENV_VAR} is not set")
+    else:
+        why = f"no model weights found: no blob at {embedded_blob_path()}, ${ENV_VAR} is not set"
+    return (
+        f"{why}, and there is no {cached_blob_path()}. The weights are {UPSTREAM}. Pass "
+        f"Detector(weights=PATH) with PATH that folder or a blob, set ${ENV_VAR} to either, "
+        f"or run `ssdface pack NPY_DIR` once to write {cached_blob_path()}. To embed them "
+        f"instead, reinstall with {ENV_VAR}=NPY_DIR and pip's --no-cache-dir (else pip may "
+        "reuse the weightless wheel it cached). See the README, \"Weights\"."
+    )
 
 
 def cache_dir() -> Path:
@@ -68,11 +114,7 @@ def find_weights(weights: PathLike | None = None) -> Path:
     for path in (embedded_blob_path(), cached_blob_path()):
         if path.is_file():
             return path
-    raise WeightsNotFoundError(
-        "no model weights found. Pass Detector(weights=PATH) (a blob or the folder of .npy "
-        f"files), set ${ENV_VAR}, install ssdface with ${ENV_VAR} pointing at the .npy folder "
-        f"so the build embeds them, or run `ssdface pack NPY_DIR` to write {cached_blob_path()}"
-    )
+    raise WeightsNotFoundError(_not_found_message())
 
 
 def tensor_specs() -> list[tuple[str, str, tuple[int, ...]]]:
