@@ -70,10 +70,8 @@ void ssdf_resize_rows(const ssdf_resize_plan *plan, const ssdf_kernel_table *k, 
         const float *wy = plan->fy.weights + (size_t)oy * plan->fy.max_taps;
         const int taps = plan->fy.count[oy];
         if (channels == 3) { /* the common case: the ISA kernel, RGB as a flat row */
-            const unsigned char *rows[taps > 0 ? taps : 1];
-            for (int t = 0; t < taps; t++)
-                rows[t] = plan->src + (ptrdiff_t)(plan->fy.first[oy] + t) * plan->row_stride;
-            k->resize_rows(rows, wy, taps, 3 * (size_t)width, row);
+            k->resize_rows(plan->src + (ptrdiff_t)plan->fy.first[oy] * plan->row_stride,
+                           plan->row_stride, wy, taps, 3 * (size_t)width, row);
         } else { /* gray or RGBA: expand to RGB while filtering */
             for (int x = 0; x < 3 * width; x++) row[x] = 0.0f;
             for (int t = 0; t < taps; t++) {
