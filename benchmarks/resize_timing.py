@@ -34,7 +34,9 @@ EXTREME = [(1, 1_000_000, 3), (1_000_000, 1, 3), (1, 20_000_000), (20_000_000, 1
 
 
 def weights_dir() -> Path:
-    shared = Path(os.environ.get("SSDFACE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+    """``$SSDFACE_SHARED`` or ``<repo>/../shared``, as the tests look it up."""
+    env = os.environ.get("SSDFACE_SHARED")
+    shared = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
     return shared / "weights" / "ssd_mobilenetv2_face_nhwc"
 
 
