@@ -275,13 +275,25 @@ int ssdf_engine_profile(ssdf_engine *e, const float *input, float *boxes, float 
 typedef struct {
     const ssdf_resize_plan *plan;
     const ssdf_kernel_table *kernels;
+    ssdf_pool *pool;
     float *dst;
 } resize_job;
 
+/* Start of part t of T of [0, n). */
+static size_t split_at(size_t n, int t, int T) {
+    const size_t q = n / (size_t)T, r = n % (size_t)T;
+    return q * (size_t)t + ((size_t)t < r ? (size_t)t : r);
+}
+
 static void resize_region(void *ctx, int t, int T) {
     const resize_job *job = ctx;
-    const int h = job->plan->out_h;
-    const int y0 = h * t / T, y1 = h * (t + 1) / T;
+    const size_t items = ssdf_resize_prepass_items(job->plan);
+    if (items) { /* horizontal first: its pass, then the rows that read it */
+        ssdf_resize_prepass(job->plan, split_at(items, t, T), split_at(items, t + 1, T), t);
+        ssdf_pool_barrier(job->pool);
+    }
+    const int y0 = (int)split_at((size_t)job->plan->out_h, t, T);
+    const int y1 = (int)split_at((size_t)job->plan->out_h, t + 1, T);
     if (y0 < y1) ssdf_resize_rows(job->plan, job->kernels, y0, y1, t, job->dst);
 }
 
@@ -293,7 +305,7 @@ int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, i
     int rc = ssdf_resize_plan_init(&plan, image, height, width, channels, row_stride,
                                    SSDF_INPUT_SIZE, SSDF_INPUT_SIZE, e->nthreads, err);
     if (rc) return rc;
-    resize_job job = {&plan, e->kernels, e->input};
+    resize_job job = {&plan, e->kernels, e->pool, e->input};
     rc = ssdf_pool_run(e->pool, resize_region, &job);
     ssdf_resize_plan_free(&plan);
     if (rc) return ssdf_fail(err, SSDF_ERR_THREADS, RESTART_FAILED);

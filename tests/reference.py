@@ -35,6 +35,7 @@ __all__ = [
     "anchors_reference",
     "decode_reference",
     "nms_reference",
+    "resize_taps",
     "resize_reference",
     "preprocess_reference",
     "sigmoid_reference",
@@ -399,12 +400,13 @@ def nms_reference(
 # ---------------------------------------------------------------------------
 
 
-def _resize_matrix(n: int, m: int) -> np.ndarray:
-    """[m, n] matrix of the antialiased triangle filter taking length n to length m."""
+def resize_taps(n: int, m: int) -> list[tuple[int, np.ndarray]]:
+    """The antialiased triangle filter taking length n to length m, per output
+    index: ``(xmin, weights)``, output i being ``weights @ x[xmin:xmin + len(weights)]``."""
     scale = n / m
     filterscale = max(scale, 1.0)
     support = 1.0 * filterscale
-    mat = np.zeros((m, n), dtype=np.float64)
+    taps = []
     for i in range(m):
         center = (i + 0.5) * scale
         xmin = max(int(center - support + 0.5), 0)
@@ -412,8 +414,15 @@ def _resize_matrix(n: int, m: int) -> np.ndarray:
         j = np.arange(xmin, xmax)
         wts = np.maximum(0.0, 1.0 - np.abs((j - center + 0.5) / filterscale))
         total = wts.sum()
-        if total != 0.0:
-            mat[i, xmin:xmax] = wts / total
+        taps.append((xmin, wts / total if total != 0.0 else np.zeros_like(wts)))
+    return taps
+
+
+def _resize_matrix(n: int, m: int) -> np.ndarray:
+    """[m, n] matrix of the antialiased triangle filter taking length n to length m."""
+    mat = np.zeros((m, n), dtype=np.float64)
+    for i, (xmin, wts) in enumerate(resize_taps(n, m)):
+        mat[i, xmin : xmin + wts.size] = wts
     return mat
 
 

@@ -465,18 +465,31 @@ static void fused_block(const ssdf_block *b, int y0, int y1, float *scratch) {
     }
 }
 
-/* The resize's vertical pass (see resize.h). */
-static void resize_rows(const unsigned char *const *rows, const float *w, int taps, size_t n,
-                        float *out) {
+/* The resize's vertical pass (see resize.h): taps in blocks, so that a
+ * huge tap count does not pile up rounding error in one float sum. */
+static void resize_rows(const unsigned char *first_row, ptrdiff_t stride, const float *w,
+                        int taps, size_t n, float *out) {
     size_t x = 0;
     for (; x + 16 <= n; x += 16) {
         VEC acc = vbcast(0.0f);
-        for (int t = 0; t < taps; t++) acc = vfma(vbcast(w[t]), vload_u8(rows[t] + x), acc);
+        for (int t0 = 0; t0 < taps; t0 += SSDF_RESIZE_BLOCK) {
+            const int t1 = taps - t0 > SSDF_RESIZE_BLOCK ? t0 + SSDF_RESIZE_BLOCK : taps;
+            const unsigned char *p = first_row + (ptrdiff_t)t0 * stride + x;
+            VEC part = vbcast(0.0f);
+            for (int t = t0; t < t1; t++, p += stride) part = vfma(vbcast(w[t]), vload_u8(p), part);
+            acc = vadd(acc, part);
+        }
         vstore(out + x, acc);
     }
     for (; x < n; x++) {
         float acc = 0.0f;
-        for (int t = 0; t < taps; t++) acc += w[t] * rows[t][x];
+        for (int t0 = 0; t0 < taps; t0 += SSDF_RESIZE_BLOCK) {
+            const int t1 = taps - t0 > SSDF_RESIZE_BLOCK ? t0 + SSDF_RESIZE_BLOCK : taps;
+            const unsigned char *p = first_row + (ptrdiff_t)t0 * stride + x;
+            float part = 0.0f;
+            for (int t = t0; t < t1; t++, p += stride) part += w[t] * *p;
+            acc += part;
+        }
         out[x] = acc;
     }
 }

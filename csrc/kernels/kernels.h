@@ -82,11 +82,17 @@ typedef struct {
     ssdf_conv_fn dw3x3;   /* depthwise 3x3, any stride */
     ssdf_conv_fn conv1x1; /* pointwise, stride 1 */
     ssdf_block_fn block; /* a fused block (fast variants only; NULL: run its layers) */
-    /* out[x] = sum over t < taps of w[t] * rows[t][x], x < n (uint8 rows):
-     * the vertical pass of the image resize. */
-    void (*resize_rows)(const unsigned char *const *rows, const float *w, int taps, size_t n,
-                        float *out);
+    /* out[x] = sum over t < taps of w[t] * first_row[t * stride + x], x < n
+     * (uint8 rows `stride` bytes apart): the vertical pass of the image
+     * resize. The fast variants sum the taps in blocks of
+     * SSDF_RESIZE_BLOCK, then the block sums in order; the reference one in
+     * double. */
+    void (*resize_rows)(const unsigned char *first_row, ptrdiff_t stride, const float *w,
+                        int taps, size_t n, float *out);
 } ssdf_kernel_table;
+
+/* Taps per accumulation block of the resize (see resize.h). */
+#define SSDF_RESIZE_BLOCK 256
 
 /* Largest tile a variant may use, and the im2col chunk budget (floats) of
  * the 3x3 conv: together they bound the per-thread scratch. */

@@ -78,11 +78,11 @@ static void ref_conv1x1(const ssdf_conv_params *p, const float *in, const float 
         }
 }
 
-static void ref_resize_rows(const unsigned char *const *rows, const float *w, int taps, size_t n,
-                            float *out) {
+static void ref_resize_rows(const unsigned char *first_row, ptrdiff_t stride, const float *w,
+                            int taps, size_t n, float *out) {
     for (size_t x = 0; x < n; x++) {
         double acc = 0.0;
-        for (int t = 0; t < taps; t++) acc += (double)w[t] * rows[t][x];
+        for (int t = 0; t < taps; t++) acc += (double)w[t] * first_row[(ptrdiff_t)t * stride + x];
         out[x] = (float)acc;
     }
 }
