@@ -36,13 +36,18 @@ for target in "${targets[@]}"; do
     dir="$work/$target"
     mkdir -p "$dir/artifacts"
     cp -r "tests/fuzz/corpus/$target" "$dir/corpus"
-    max_len=4096
-    [ "$target" = imagefile ] && max_len=16384
+    case "$target" in  # longest input worth trying: structured plans are short
+        blob) max_len=512 ;;
+        array) max_len=1024 ;;
+        imagefile) max_len=16384 ;;
+        *) max_len=4096 ;;
+    esac
     echo "=== fuzz $target for ${seconds}s"
     # libFuzzer stops itself after -max_total_time; the outer timeout only
     # catches a hang that its -timeout watchdog could not interrupt.
     timeout -k 10 $((seconds + 180)) nice -n 5 python "$script" \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -max_len="$max_len" \
+        -len_control=0 \
         -artifact_prefix="$dir/artifacts/" -print_final_stats=1 "$dir/corpus" \
         >"$dir/log" 2>&1
     rc=$?

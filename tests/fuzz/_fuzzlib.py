@@ -107,13 +107,14 @@ def feedback(label: str) -> None:
     fn()
 
 
-def known_issue(name: str, detail: str) -> None:
-    """Tolerate (and count) a known issue, or report it as a finding."""
+def known_issue(name: str, detail: str, kind: str = "") -> None:
+    """Tolerate (and count, as ``known:NAME KIND``) a known issue, or report
+    it as a finding in strict mode."""
     if name not in KNOWN_ISSUES:
         raise KeyError(name)
     if strict():
         raise Finding(f"[{name}] {KNOWN_ISSUES[name]}: {detail}")
-    count(f"known:{name}")
+    count(f"known:{name} {kind}".rstrip())
 
 
 def outcome(exc: BaseException) -> str:
@@ -291,7 +292,7 @@ def _stats_reporter(fn: Callable[[bytes], None]) -> Callable[[bytes], None]:
 
 
 def print_stats() -> None:
-    top = ", ".join(f"{k} x{v}" for k, v in STATS.most_common(12))
+    top = ", ".join(f"{k} x{v}" for k, v in STATS.most_common(30))
     print(f"#stats {sum(STATS.values())} outcomes: {top}", file=sys.stderr, flush=True)
 
 

@@ -177,7 +177,8 @@ def _one_input(data: bytes) -> None:
                 result = S.det.detect_batch([arg])
         except Exception as exc:
             if not isinstance(exc, S.allowed) and _raised_in_pillow(exc):
-                fl.known_issue("pillow-errors-escape", f"{type(exc).__name__}: {exc}")
+                fl.known_issue("pillow-errors-escape", f"{type(exc).__name__}: {exc}",
+                               type(exc).__name__)
                 return
             fl.check_exception(exc, S.allowed, f"{plan.entry}(image file)")
             return
