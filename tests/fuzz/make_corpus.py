@@ -135,6 +135,7 @@ def array_seeds() -> dict[str, bytes]:
         "list": img("object", "uint8", (3, 3, 3), "ramp", "c", (), b"", "list"),
         "bytes": img("object", "uint8", (3, 3, 3), "ramp", "c", (), b"", "bytes"),
         "none": img("object", "uint8", (3, 3, 3), "ramp", "c", (), b"", "none"),
+        "empty-str-path": img("object", "U1", (), "zeros", "c", (), b"", "list"),  # detect("")
         "batch-2": batch(("uint8", (16, 16, 3)), ("uint8", (5, 7))),
         "batch-bad": batch(("uint8", (16, 16, 3)), ("float64", (5, 7))),
         "forward-ok": a.encode_forward(W()).getvalue(),
