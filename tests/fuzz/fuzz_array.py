@@ -226,7 +226,8 @@ def _wrap(fdp: Any, arr: Any) -> Any:
     if wrapper == "none":
         return None
     if wrapper == "zero_d":
-        return np.array(arr.reshape(-1)[0] if arr.size else 0, dtype=arr.dtype)
+        flat = np.asarray(arr).reshape(-1)
+        return flat[:1].reshape(()).copy() if flat.size else np.zeros((), dtype=arr.dtype)
     return arr
 
 

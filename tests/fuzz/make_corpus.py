@@ -136,6 +136,7 @@ def array_seeds() -> dict[str, bytes]:
         "bytes": img("object", "uint8", (3, 3, 3), "ramp", "c", (), b"", "bytes"),
         "none": img("object", "uint8", (3, 3, 3), "ramp", "c", (), b"", "none"),
         "empty-str-path": img("object", "U1", (), "zeros", "c", (), b"", "list"),  # detect("")
+        "zero-d-of-empty-void": img("object", "V3", (0, 3, 3), "ramp", "c", (), b"", "zero_d"),
         "batch-2": batch(("uint8", (16, 16, 3)), ("uint8", (5, 7))),
         "batch-bad": batch(("uint8", (16, 16, 3)), ("float64", (5, 7))),
         "forward-ok": a.encode_forward(W()).getvalue(),
