@@ -155,6 +155,11 @@ class BuildExtEmbeddingWeights(build_ext):
             raise SystemExit(f"ssdface: error: {why_not}; ${REQUIRE_ENV} is set, so a build "
                              "without weights fails")
         super().run()
+        if os.environ.get("SSDFACE_SANITIZE", "").strip() not in ("", "0"):
+            # The packer imports the new module, which cannot load without the
+            # sanitizer runtimes preloaded: .ci/sanitize.sh packs the blob itself.
+            print("ssdface: sanitizer build; weights not embedded")
+            return
         ext_path = os.path.abspath(self.get_ext_fullpath("ssdface._core"))
         if not in_place:
             self._strip_debug(ext_path)
@@ -220,6 +225,30 @@ class BuildExtEmbeddingWeights(build_ext):
 
 BASE_FLAGS = ["-O3", "-std=gnu11", "-Wall", "-Wno-unused-function"]
 
+
+def sanitize_flags():
+    """Opt-in sanitizer build (.ci/sanitize.sh): ``SSDFACE_SANITIZE=1`` means
+    ``address,undefined``; any other value is the ``-fsanitize=`` list. The
+    flags go after the base ones (so their -O level wins) on every compile,
+    the per-ISA kernel files included, and on the link. The module then needs
+    the sanitizer runtimes preloaded (LD_PRELOAD) to be imported."""
+    value = os.environ.get("SSDFACE_SANITIZE", "").strip()
+    if value in ("", "0"):
+        return [], []
+    sanitizers = "address,undefined" if value == "1" else value
+    # -fno-wrapv: Python's own CFLAGS carry -fwrapv, which makes signed
+    # overflow defined and so hides it from UBSan; the C core is plain C11
+    # (the ARM check builds it without -fwrapv), where it is a bug.
+    compile_flags = [f"-fsanitize={sanitizers}", "-fno-omit-frame-pointer", "-g", "-O1",
+                     "-fno-wrapv"]
+    if "undefined" in sanitizers.split(","):
+        compile_flags.append("-fno-sanitize-recover=undefined")
+    return compile_flags, [f"-fsanitize={sanitizers}"]
+
+
+SANITIZE_COMPILE, SANITIZE_LINK = sanitize_flags()
+BASE_FLAGS += SANITIZE_COMPILE
+
 # Kernel variants compiled with their own instruction-set flags; dispatch.c
 # runs each only on a CPU that has the instructions.
 X86_VARIANTS = {
@@ -283,7 +312,7 @@ extension = Extension(
     include_dirs=["csrc"],
     define_macros=[("SSDF_X86_KERNELS", "1")] if is_x86_64() else [],
     extra_compile_args=BASE_FLAGS,
-    extra_link_args=["-lpthread", "-lm"],
+    extra_link_args=["-lpthread", "-lm", *SANITIZE_LINK],
     # The x86 variants are compiled apart (above) but must relink the
     # extension when they change; so must a change of this file's flags.
     depends=glob("csrc/*.h") + glob("csrc/kernels/*.h") + list(X86_VARIANTS) + ["setup.py"],
