@@ -54,7 +54,8 @@ WRAPPERS = ["array", "list", "tuple_of_rows", "bytes", "scalar", "none", "zero_d
 PIL_MODES = ["RGB", "L", "RGBA", "P", "1", "CMYK", "YCbCr", "LAB", "HSV", "I", "F", "LA", "PA",
              "RGBX", "RGBa", "La", "I;16", "I;16B", "I;16L", "I;16N"]
 # PIL modes that Pillow itself cannot convert to RGB (a ValueError is fine).
-PIL_UNCONVERTIBLE = {"La"}
+# "F" (float) has no fixed pixel range: the library asks the caller to convert.
+PIL_UNCONVERTIBLE = {"La", "F"}
 FORWARD_SHAPES = ["ok", "no_batch", "4_channels", "299", "extra_axis", "nchw", "batch0"]
 FORWARD_DTYPES = ["float32", "float64", "float16", ">f4", "int32", "uint8", "object"]
 FORWARD_FILLS = ["uniform", "zeros", "nan_at", "inf_at", "huge", "big_at", "denormal", "input",
@@ -254,7 +255,7 @@ def _image_plan(fdp: Any, entry: str) -> Plan:
     value = _wrap(fdp, view) if entry == "object" else view
     valid = (
         isinstance(value, np.ndarray)
-        and value.dtype == np.uint8
+        and value.dtype in (np.uint8, np.uint16)  # 16-bit is scaled to 8
         and (value.ndim == 2 or (value.ndim == 3 and value.shape[2] in (1, 3, 4)))
         and value.size > 0
     )
@@ -422,6 +423,8 @@ def _check_preprocessed(x: Any, image: Any, what: str) -> None:
         raise fl.Finding(f"{what}: values outside [-1, 1] or non-finite")
     if image.shape[0] * image.shape[1] <= REFERENCE_MAX_PIXELS:
         img = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
+        if img.dtype == np.uint16:  # the library's 16-to-8-bit scaling, rounded
+            img = ((img.astype(np.uint64) * 255 + 32767) // 65535).astype(np.uint8)
         ref = S.reference.preprocess_reference(np.asarray(img))
         err = float(np.abs(x - ref).max())
         if err > 1e-5:
@@ -493,9 +496,15 @@ def _run_image(plan: Plan) -> None:
         faces = det.detect(img)
         _check_faces(faces, img.height, img.width, "detect(PIL)")
         x = lib.preprocess(img)
-        array = np.asarray(img if img.mode in ("RGB", "L") else img.convert("RGB"))
+        if img.mode in ("RGB", "L", "RGBA"):
+            array = np.asarray(img)
+        elif img.mode.startswith("I;16") or img.mode == "I":  # 16-bit: scaled, 65535 -> 255
+            wide = np.clip(np.asarray(img), 0, 65535).astype(np.uint64)
+            array = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        else:
+            array = np.asarray(img.convert("RGB"))
         if not np.array_equal(x, lib.preprocess(array)):
-            raise fl.Finding(f"preprocess(PIL {img.mode}) != preprocess(its RGB/L array)")
+            raise fl.Finding(f"preprocess(PIL {img.mode}) != preprocess(its pixel array)")
 
 
 def _run_forward(plan: Plan) -> None:
@@ -533,8 +542,10 @@ def test_one_input(data: bytes) -> None:
     except fl.Finding:
         raise
     except Exception as exc:
-        # A str (e.g. a 0-d string array's .tolist()) is a path: OSError is fine then.
-        path = isinstance(plan.value, (str, os.PathLike))
+        # A str (e.g. a 0-d string array's .tolist()) is a path, and bytes (or a
+        # buffer) an encoded image: OSError ("cannot read image") is fine then.
+        path = isinstance(plan.value, (str, os.PathLike, bytes, bytearray, memoryview)) or (
+            hasattr(plan.value, "read") and hasattr(plan.value, "seek"))
         fl.check_exception(exc, ALLOWED + (OSError,) if path else ALLOWED, what)
         if plan.valid:
             raise fl.Finding(f"{what} refused a valid input {_describe(plan.value)}: "
