@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -138,10 +139,15 @@ def _decode(source: Any, name: str, need: NeedFn) -> Decoded:
         raise ValueError(
             f"cannot read image {name}: {exc} (raise PIL.Image.MAX_IMAGE_PIXELS to allow it)"
         ) from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        # PIL.UnidentifiedImageError is an OSError; truncated or corrupt data
-        # surfaces as any of these.
+    except TypeError as exc:
+        if "F" in str(exc) and "float PIL image" in str(exc):  # ours: say it as is
+            raise
         raise OSError(f"cannot read image {name}: {exc}") from exc
+    except Exception as exc:
+        # Corrupt data surfaces from Pillow's decoders as many types (OSError,
+        # SyntaxError, EOFError, ValueError, struct.error...): all of them
+        # mean this file cannot be read.
+        raise OSError(f"cannot read image {name}: {type(exc).__name__}: {exc}") from exc
 
 
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
@@ -204,7 +210,12 @@ def decode(image: Any, *, bgr: bool = False, need: NeedFn | None = None) -> Deco
         raise ValueError("bgr=True applies to numpy arrays (OpenCV images); files, bytes "
                          "and PIL images are decoded as RGB")
     if isinstance(image, (str, os.PathLike)):
-        return _decode(os.fspath(image), os.fspath(image), need)
+        path = os.fspath(image)
+        # A FIFO or device would block or never end: read regular files only.
+        if os.path.exists(path) and not os.path.isdir(path) and not stat.S_ISREG(
+                os.stat(path).st_mode):
+            raise OSError(f"cannot read image {path}: not a regular file")
+        return _decode(path, path, need)
     if isinstance(image, (bytes, bytearray, memoryview)):
         if not len(image):
             raise ValueError("image bytes are empty")

@@ -172,3 +172,40 @@ def test_float_arrays_say_how_to_convert(photos, detector, scale, hint):
         detector.detect(x)
     message = str(info.value)
     assert hint in message and "float32" in message and f"{x.max():g}" in message
+
+
+def test_every_decoder_error_is_an_oserror_naming_the_file(tmp_path, detector):
+    """Found by the fuzzer: Pillow raises SyntaxError for a PNG whose chunk
+    length is wrong, and TypeError for a TIFF with a bad tag type."""
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 24, 3), np.uint8)).save(
+        buf, "PNG")
+    png = bytearray(buf.getvalue())
+    i = png.index(b"IDAT") - 4
+    png[i:i + 4] = struct.pack(">I", struct.unpack(">I", png[i:i + 4])[0] - 8)
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, "TIFF")
+    tif = bytearray(buf.getvalue())
+    ifd = struct.unpack_from("<I", tif, 4)[0]
+    for k in range(struct.unpack_from("<H", tif, ifd)[0]):
+        e = ifd + 2 + 12 * k
+        if struct.unpack_from("<H", tif, e)[0] == 273:  # StripOffsets: a bad type
+            struct.pack_into("<H", tif, e + 2, 2)
+    for name, data in (("bad.png", png), ("bad.tif", tif)):
+        path = tmp_path / name
+        path.write_bytes(bytes(data))
+        for call in (detector.detect, ssdface.preprocess):
+            with pytest.raises(OSError, match=f"cannot read image .*{name}"):
+                call(path)
+
+
+def test_a_fifo_as_an_image_path_is_refused(tmp_path, detector):
+    """Found by the fuzzer: Pillow would wait forever for a writer."""
+    import os
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        detector.detect(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        ssdface.preprocess(str(fifo))
