@@ -20,6 +20,9 @@
 #    fails on a non-zero pytest exit OR on any report file, so a report from a
 #    subprocess or a forked child (e.g. a CLI test that expects exit 1 anyway)
 #    cannot slip through.
+#  * allocator_may_return_null=1: an absurd allocation (a fuzz seed's .npy
+#    header claiming terabytes) must fail as malloc does in production, with
+#    NULL and a MemoryError, not abort the run.
 #  * Leak detection is off: CPython does not free everything at exit (interned
 #    objects, arenas, module state), so LeakSanitizer would report those.
 #  * .ci/sanitize_check.py (a pytest plugin) stops the run unless ssdface and
@@ -88,7 +91,7 @@ sanitized() {
     local prefix=$1
     shift
     env LD_PRELOAD="$ASAN_LIB:$UBSAN_LIB" \
-        ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:print_summary=1:log_path=$REPORTS/$prefix.asan" \
+        ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:halt_on_error=1:print_summary=1:log_path=$REPORTS/$prefix.asan" \
         UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:print_summary=1:log_path=$REPORTS/$prefix.ubsan" \
         "$@"
 }
