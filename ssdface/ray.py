@@ -160,24 +160,36 @@ def _where(batch: Any, i: int) -> str:
         return ""
 
 
-def _compute(concurrency: Concurrency, num_threads: int) -> ray.data.ActorPoolStrategy:
+def _ray_version() -> tuple[int, int]:
+    try:
+        major, minor = ray.__version__.split(".")[:2]
+        return int(major), int(minor)
+    except ValueError:  # pragma: no cover - an unusual version string
+        return (99, 0)
+
+
+def _pool(concurrency: Concurrency, num_threads: int) -> dict[str, Any]:
+    """``map_batches`` keywords for the actor pool ``concurrency`` asks for."""
     if concurrency is None:
-        return ray.data.ActorPoolStrategy(min_size=1, max_size=None)
-    if isinstance(concurrency, tuple) and len(concurrency) == 2:
-        low, high = concurrency
-        return ray.data.ActorPoolStrategy(min_size=_count("concurrency", low),
-                                          max_size=_count("concurrency", high))
-    size = _count("concurrency", concurrency)
-    cpus = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else 0
-    if cpus and size * num_threads >= cpus:
-        warnings.warn(
-            f"ssdface: concurrency={size} actors x num_threads={num_threads} hold all "
-            f"{cpus:g} CPUs of the cluster, leaving none for the tasks that read the "
-            f"dataset: Ray Data then waits forever unless the cluster grows. Use "
-            f"concurrency=(1, {size}) (an autoscaling pool) or fewer actors",
-            stacklevel=3,
-        )
-    return ray.data.ActorPoolStrategy(size=size)
+        low, high = 1, None
+    elif isinstance(concurrency, tuple) and len(concurrency) == 2:
+        low, high = (_count("concurrency", v) for v in concurrency)
+    else:
+        low = high = _count("concurrency", concurrency)
+        cpus = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else 0
+        if cpus and low * num_threads >= cpus:
+            warnings.warn(
+                f"ssdface: concurrency={low} actors x num_threads={num_threads} hold all "
+                f"{cpus:g} CPUs of the cluster, leaving none for the tasks that read the "
+                f"dataset: Ray Data then waits forever unless the cluster grows. Use "
+                f"concurrency=(1, {low}) (an autoscaling pool) or fewer actors",
+                stacklevel=3,
+            )
+    if _ray_version() >= (2, 51):  # `concurrency` is deprecated there, `compute` before
+        if low == high:
+            return {"compute": ray.data.ActorPoolStrategy(size=low)}
+        return {"compute": ray.data.ActorPoolStrategy(min_size=low, max_size=high)}
+    return {"concurrency": low if low == high else (low, high or 2**31 - 1)}
 
 
 def _count(name: str, value: Any) -> int:
@@ -239,7 +251,7 @@ def detect_dataset(
     return ds.map_batches(
         FaceDetector,
         fn_constructor_kwargs=dict(column=column, num_threads=num_threads, **detector_kwargs),
-        compute=_compute(concurrency, num_threads),
+        **_pool(concurrency, num_threads),
         batch_size=batch_size,
         batch_format=batch_format,
         num_cpus=num_threads,
