@@ -103,7 +103,8 @@ class FaceDetector:
 
     Takes ``batch_format="numpy"`` (the default, and the cheaper: images of
     one size arrive as one ``NxHxWxC`` array, ragged ones as an object array
-    of views, neither copied) or ``"pandas"``::
+    of per-row views of the Arrow buffer, with no DataFrame built around
+    them) or ``"pandas"``; the images are only read, never copied here::
 
         ds.map_batches(FaceDetector, fn_constructor_kwargs={"score_threshold": 0.7},
                        compute=ray.data.ActorPoolStrategy(size=4), batch_size=16)
@@ -118,7 +119,8 @@ class FaceDetector:
 
         if isinstance(batch, pd.DataFrame):
             name = _input_column(batch.columns, self.column)
-            faces = self._faces(batch[name].to_numpy(), batch, name)
+            paths = batch["path"].to_numpy() if "path" in batch.columns else None
+            faces = self._faces(batch[name].to_numpy(), name, paths)
             out = batch.copy(deep=False)
             arrow_array = getattr(pd.arrays, "ArrowExtensionArray", None)
             out["faces"] = (arrow_array(faces) if arrow_array is not None
@@ -127,22 +129,22 @@ class FaceDetector:
         if isinstance(batch, Mapping):
             name = _input_column(batch.keys(), self.column)
             out = dict(batch)
-            out["faces"] = self._faces(batch[name], batch, name)
+            out["faces"] = self._faces(batch[name], name, batch.get("path"))
             return out
         raise TypeError(
             f"ssdface.ray.FaceDetector takes batch_format='numpy' or 'pandas' batches, got "
             f"{type(batch).__name__}"
         )
 
-    def _faces(self, values: Any, batch: Any, name: str) -> pa.Array:
+    def _faces(self, values: Any, name: str, paths: Any) -> pa.Array:
         rows = []
         for i, value in enumerate(values):
             try:
                 rows.append([face.to_dict() for face in self.detector.detect(self._image(value))])
             except Exception as exc:
                 if hasattr(exc, "add_note"):  # Python 3.11+
-                    exc.add_note(f"ssdface: in the {name!r} column of a batch, row {i}"
-                                 + _where(batch, i))
+                    where = f" (path {paths[i]!r})" if paths is not None and name != "path" else ""
+                    exc.add_note(f"ssdface: in the {name!r} column of a batch, row {i}{where}")
                 raise
         return pa.array(rows, type=FACES_TYPE)
 
@@ -151,13 +153,6 @@ class FaceDetector:
         if isinstance(value, str) and "://" in value:
             return _read_uri(value)
         return value
-
-
-def _where(batch: Any, i: int) -> str:
-    try:
-        return f" (path {batch['path'][i]!r})"
-    except Exception:
-        return ""
 
 
 def _ray_version() -> tuple[int, int]:

@@ -240,6 +240,12 @@ def test_callable_class_errors_name_the_row(face_detector, paths):
     notes = getattr(info.value, "__notes__", None)
     if notes is not None:  # Python 3.11+
         assert "row 1" in notes[0] and "broken.jpg" in notes[0]
+    frame = pd.DataFrame({k: list(v) for k, v in batch.items()}, index=[7, 3])
+    with pytest.raises(OSError, match="cannot read image") as info:
+        face_detector(frame)
+    notes = getattr(info.value, "__notes__", None)
+    if notes is not None:
+        assert "row 1" in notes[0] and "broken.jpg" in notes[0]
 
 
 def test_pool_keywords_follow_the_ray_version(monkeypatch):
