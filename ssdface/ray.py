@@ -103,7 +103,8 @@ class FaceDetector:
 
     Takes ``batch_format="numpy"`` (the default, and the cheaper: images of
     one size arrive as one ``NxHxWxC`` array, ragged ones as an object array
-    of views, neither copied) or ``"pandas"``::
+    of per-row views of the Arrow buffer, with no DataFrame built around
+    them) or ``"pandas"``; the images are only read, never copied here::
 
         ds.map_batches(FaceDetector, fn_constructor_kwargs={"score_threshold": 0.7},
                        compute=ray.data.ActorPoolStrategy(size=4), batch_size=16)
@@ -118,7 +119,8 @@ class FaceDetector:
 
         if isinstance(batch, pd.DataFrame):
             name = _input_column(batch.columns, self.column)
-            faces = self._faces(batch[name].to_numpy(), batch, name)
+            paths = batch["path"].to_numpy() if "path" in batch.columns else None
+            faces = self._faces(batch[name].to_numpy(), name, paths)
             out = batch.copy(deep=False)
             arrow_array = getattr(pd.arrays, "ArrowExtensionArray", None)
             out["faces"] = (arrow_array(faces) if arrow_array is not None
@@ -127,22 +129,22 @@ class FaceDetector:
         if isinstance(batch, Mapping):
             name = _input_column(batch.keys(), self.column)
             out = dict(batch)
-            out["faces"] = self._faces(batch[name], batch, name)
+            out["faces"] = self._faces(batch[name], name, batch.get("path"))
             return out
         raise TypeError(
             f"ssdface.ray.FaceDetector takes batch_format='numpy' or 'pandas' batches, got "
             f"{type(batch).__name__}"
         )
 
-    def _faces(self, values: Any, batch: Any, name: str) -> pa.Array:
+    def _faces(self, values: Any, name: str, paths: Any) -> pa.Array:
         rows = []
         for i, value in enumerate(values):
             try:
                 rows.append([face.to_dict() for face in self.detector.detect(self._image(value))])
             except Exception as exc:
                 if hasattr(exc, "add_note"):  # Python 3.11+
-                    exc.add_note(f"ssdface: in the {name!r} column of a batch, row {i}"
-                                 + _where(batch, i))
+                    where = f" (path {paths[i]!r})" if paths is not None and name != "path" else ""
+                    exc.add_note(f"ssdface: in the {name!r} column of a batch, row {i}{where}")
                 raise
         return pa.array(rows, type=FACES_TYPE)
 
@@ -153,31 +155,36 @@ class FaceDetector:
         return value
 
 
-def _where(batch: Any, i: int) -> str:
+def _ray_version() -> tuple[int, int]:
     try:
-        return f" (path {batch['path'][i]!r})"
-    except Exception:
-        return ""
+        major, minor = ray.__version__.split(".")[:2]
+        return int(major), int(minor)
+    except ValueError:  # pragma: no cover - an unusual version string
+        return (99, 0)
 
 
-def _compute(concurrency: Concurrency, num_threads: int) -> ray.data.ActorPoolStrategy:
+def _pool(concurrency: Concurrency, num_threads: int) -> dict[str, Any]:
+    """``map_batches`` keywords for the actor pool ``concurrency`` asks for."""
     if concurrency is None:
-        return ray.data.ActorPoolStrategy(min_size=1, max_size=None)
-    if isinstance(concurrency, tuple) and len(concurrency) == 2:
-        low, high = concurrency
-        return ray.data.ActorPoolStrategy(min_size=_count("concurrency", low),
-                                          max_size=_count("concurrency", high))
-    size = _count("concurrency", concurrency)
-    cpus = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else 0
-    if cpus and size * num_threads >= cpus:
-        warnings.warn(
-            f"ssdface: concurrency={size} actors x num_threads={num_threads} hold all "
-            f"{cpus:g} CPUs of the cluster, leaving none for the tasks that read the "
-            f"dataset: Ray Data then waits forever unless the cluster grows. Use "
-            f"concurrency=(1, {size}) (an autoscaling pool) or fewer actors",
-            stacklevel=3,
-        )
-    return ray.data.ActorPoolStrategy(size=size)
+        low, high = 1, None
+    elif isinstance(concurrency, tuple) and len(concurrency) == 2:
+        low, high = (_count("concurrency", v) for v in concurrency)
+    else:
+        low = high = _count("concurrency", concurrency)
+        cpus = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else 0
+        if cpus and low * num_threads >= cpus:
+            warnings.warn(
+                f"ssdface: concurrency={low} actors x num_threads={num_threads} hold all "
+                f"{cpus:g} CPUs of the cluster, leaving none for the tasks that read the "
+                f"dataset: Ray Data then waits forever unless the cluster grows. Use "
+                f"concurrency=(1, {low}) (an autoscaling pool) or fewer actors",
+                stacklevel=3,
+            )
+    if _ray_version() >= (2, 51):  # `concurrency` is deprecated there, `compute` before
+        if low == high:
+            return {"compute": ray.data.ActorPoolStrategy(size=low)}
+        return {"compute": ray.data.ActorPoolStrategy(min_size=low, max_size=high)}
+    return {"concurrency": low if low == high else (low, high or 2**31 - 1)}
 
 
 def _count(name: str, value: Any) -> int:
@@ -239,7 +246,7 @@ def detect_dataset(
     return ds.map_batches(
         FaceDetector,
         fn_constructor_kwargs=dict(column=column, num_threads=num_threads, **detector_kwargs),
-        compute=_compute(concurrency, num_threads),
+        **_pool(concurrency, num_threads),
         batch_size=batch_size,
         batch_format=batch_format,
         num_cpus=num_threads,

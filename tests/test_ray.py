@@ -244,3 +244,25 @@ def test_callable_class_errors_name_the_row(face_detector, paths):
     notes = getattr(info.value, "__notes__", None)
     if notes is not None:  # Python 3.11+
         assert "row 1" in notes[0] and "broken.jpg" in notes[0]
+    frame = pd.DataFrame({k: list(v) for k, v in batch.items()}, index=[7, 3])
+    with pytest.raises(OSError, match="cannot read image") as info:
+        face_detector(frame)
+    notes = getattr(info.value, "__notes__", None)
+    if notes is not None:
+        assert "row 1" in notes[0] and "broken.jpg" in notes[0]
+
+
+def test_pool_keywords_follow_the_ray_version(monkeypatch):
+    """`compute=ActorPoolStrategy` from Ray 2.51 (where `concurrency` is
+    deprecated), `concurrency=` before (where `compute` is)."""
+    from ssdface import ray as ssdface_ray
+
+    monkeypatch.setattr(ray, "__version__", "2.44.1")
+    assert ssdface_ray._pool(3, 1) == {"concurrency": 3}
+    assert ssdface_ray._pool((1, 4), 1) == {"concurrency": (1, 4)}
+    assert ssdface_ray._pool(None, 1) == {"concurrency": (1, 2**31 - 1)}
+    monkeypatch.setattr(ray, "__version__", "2.60.0")
+    for concurrency, want in ((3, (3, 3)), ((1, 4), (1, 4)), (None, (1, None))):
+        (key, strategy), = ssdface_ray._pool(concurrency, 1).items()
+        assert key == "compute" and isinstance(strategy, ray.data.ActorPoolStrategy)
+        assert (strategy.min_size, strategy.max_size) == (want[0], want[1] or strategy.max_size)
