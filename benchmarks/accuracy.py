@@ -89,6 +89,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # runinfo, beside this file
+from runinfo import git_revision, loadavg, wait_for_quiet  # noqa: E402
+
 # ---------------------------------------------------------------------------
 # The protocol's constants
 # ---------------------------------------------------------------------------
@@ -951,39 +954,6 @@ def to_json(obj: Any) -> Any:
 # ---------------------------------------------------------------------------
 
 
-def _git_revision() -> str:
-    import subprocess
-
-    root = Path(__file__).resolve().parents[1]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                             capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return ""
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout
-        return rev.stdout.strip() + (" + uncommitted changes" if dirty.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
-
-
-def _wait_for_quiet(limit: float, max_seconds: float) -> None:
-    start = time.monotonic()
-    while os.getloadavg()[0] >= limit:
-        if time.monotonic() - start >= max_seconds:
-            print(f"# load average still {os.getloadavg()[0]:.2f} after {max_seconds:g} s; "
-                  "measuring anyway", file=sys.stderr)
-            return
-        time.sleep(5.0)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1026,8 +996,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import ssdface
 
     if args.wait_load is not None:
-        _wait_for_quiet(args.wait_load, args.wait_max)
-    load0 = _loadavg()
+        wait_for_quiet(args.wait_load, args.wait_max)
+    load0 = loadavg()
     t0 = time.perf_counter()
     try:
         report = evaluate(images, configs, weights=args.weights,
@@ -1041,7 +1011,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PIL import __version__ as pil_version
 
     now = datetime.datetime.now(datetime.timezone.utc)
-    rev = _git_revision()
+    rev = git_revision()
     first = report["configs"][0]
     isa = first["settings"].get("isa", "?")
     report["meta"] = {
@@ -1051,7 +1021,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ssdface": ssdface.__version__, "ssdface_path": str(Path(ssdface.__file__).parent),
         "git": rev, "python": platform.python_version(), "numpy": np.__version__,
         "pillow": pil_version, "cpu_count": os.cpu_count(), "load_start": load0,
-        "load_end": _loadavg(), "seconds": elapsed,
+        "load_end": loadavg(), "seconds": elapsed,
     }
     meta = report["meta"]
     facts = [

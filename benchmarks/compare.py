@@ -50,6 +50,7 @@ from typing import Any
 
 import engines
 import numpy as np
+from runinfo import git_revision, loadavg, wait_for_quiet
 
 import ssdface
 
@@ -108,45 +109,6 @@ def cpu_flags() -> set[str]:
     except OSError:
         pass
     return set()
-
-
-def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
-def git_revision() -> str:
-    try:
-        root = HERE.parent
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                             capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return ""
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout
-        return rev.stdout.strip() + (" + uncommitted changes" if dirty.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def wait_for_quiet(limit: float, max_seconds: float) -> None:
-    """Sleep until the 1-minute load average is below ``limit`` (at most ``max_seconds``)."""
-    start = time.monotonic()
-    while True:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:
-            return
-        if load < limit:
-            return
-        if time.monotonic() - start >= max_seconds:
-            print(f"# load average still {load:.2f} after {max_seconds:g} s; measuring anyway",
-                  file=sys.stderr)
-            return
-        time.sleep(5.0)
 
 
 # ---------------------------------------------------------------------------

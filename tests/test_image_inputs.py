@@ -11,26 +11,15 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
+from test_detect import as_tuples, assert_same_faces_iou  # tests/ is on sys.path (conftest)
 
 import ssdface
 from ssdface.image import decode
 
 
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def assert_same_faces(got, want, min_iou=0.9):
-    assert len(got) == len(want), f"{got}\n{want}"
-    left = list(want)
-    for g in got:
-        best = max(left, key=lambda w: iou(g.box, w.box))
-        assert iou(g.box, best.box) >= min_iou, f"{g} vs {want}"
-        left.remove(best)
+    """The same faces (Face lists), boxes paired at IoU >= min_iou."""
+    assert_same_faces_iou(as_tuples(got), as_tuples(want), min_iou)
 
 
 @pytest.fixture(scope="module")
