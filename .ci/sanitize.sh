@@ -23,6 +23,11 @@
 #  * allocator_may_return_null=1: an absurd allocation (a fuzz seed's .npy
 #    header claiming terabytes) must fail as malloc does in production, with
 #    NULL and a MemoryError, not abort the run.
+#  * UBSan writes its diagnostic to stderr and only its SUMMARY to the log
+#    file, so pytest runs with --capture=sys: C-level stderr is not
+#    captured per test (and lost when the process aborts) but lands in the
+#    variant's log. Both sanitizers abort on the first error, so the Python
+#    traceback (faulthandler) names the test.
 #  * Leak detection is off: CPython does not free everything at exit (interned
 #    objects, arenas, module state), so LeakSanitizer would report those.
 #  * .ci/sanitize_check.py (a pytest plugin) stops the run unless ssdface and
@@ -32,7 +37,7 @@
 # Environment: SSDFACE_SHARED (default ../shared), PYTHON (default python),
 # SSDFACE_SANITIZE_ISAS (default: every variant but reference),
 # SSDFACE_SANITIZE_JOBS (variants run at once; default 2 if the machine has
-# 2+ cores: the suite is mostly single-threaded and takes ~2.5 CPU-minutes
+# 2+ cores: the suite is mostly single-threaded and takes ~3 CPU-minutes
 # per variant under ASan), SSDFACE_SANITIZE_KEEP=1 keeps the temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,16 +97,26 @@ sanitized() {
     shift
     env LD_PRELOAD="$ASAN_LIB:$UBSAN_LIB" \
         ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:halt_on_error=1:print_summary=1:log_path=$REPORTS/$prefix.asan" \
-        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:print_summary=1:log_path=$REPORTS/$prefix.ubsan" \
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1:print_summary=1:log_path=$REPORTS/$prefix.ubsan" \
         "$@"
 }
 reports_of() { ls "$REPORTS/$1".*san.* 2>/dev/null || true; }
+short_stacks() {  # sanitizer stacks cut to their first 12 frames, no pytest internals
+    awk '/^ +#[0-9]+ / { n = substr($1, 2) + 0; if (n == 12) print "    ..."; if (n >= 12) next }
+         /site-packages\/(_pytest|pluggy)\/|<frozen runpy>/ { next }
+         { print }' "$@"
+}
 show_reports() {
     local f
     for f in $(reports_of "$1"); do
         echo "----- sanitizer report $(basename "$f")"
-        head -n 80 "$f"
+        short_stacks "$f" | head -n 150
     done
+}
+first_report_summary() {  # the SUMMARY line of the first report, if any
+    local f
+    f=$(reports_of "$1" | head -n 1)
+    [ -n "$f" ] && grep -m1 "^SUMMARY:" "$f" | sed -E 's/ in ?$//' || true
 }
 
 # 4. Embed the weights as an install would, with the sanitized packer.
@@ -134,7 +149,7 @@ run_variant() {
         SSDFACE_ISA="$isa" SSDFACE_SANITIZED_TREE="$SRC" \
         PYTHONPATH="$CI_DIR${PYTHONPATH:+:$PYTHONPATH}" \
         XDG_CACHE_HOME="$WORK/$isa/cache" OPENBLAS_NUM_THREADS=1 \
-        "$PY" -m pytest -p sanitize_check -p no:cacheprovider -q -rfE --durations=20 \
+        "$PY" -m pytest -p sanitize_check -p no:cacheprovider -q -rfE --durations=20 --capture=sys \
         --basetemp="$WORK/$isa/tmp" "$@" >"$WORK/$isa/pytest.log" 2>&1); } \
         2>"$WORK/$isa/time" || rc=$?
     echo "$rc" >"$WORK/$isa/rc"
@@ -167,12 +182,17 @@ for isa in $ISAS; do
         verdict=FAIL
         status=1
         echo "===== SSDFACE_ISA=$isa: pytest exit $rc; $(echo "$reports" | grep -c . || true) sanitizer report(s)"
-        tail -n 80 "$WORK/$isa/pytest.log"
+        short_stacks "$WORK/$isa/pytest.log" | tail -n 80
         show_reports "$isa"
+    fi
+    if [ -n "$reports" ]; then
+        result="${result:+$result; }$(first_report_summary "$isa")"
     fi
     summaries+=("sanitize: $verdict $isa: ${result:-no pytest summary (exit $rc)}; wall ${wall:-?}s, cpu $(awk -v u="${user:-0}" -v s="${sys:-0}" 'BEGIN{printf "%.0f", u+s}')s")
 done
-grep -h -m1 "^sanitized build:" "$WORK"/*/pytest.log 2>/dev/null | sed 's/^/sanitize: /' || true
+for isa in $ISAS; do  # what sanitize_check.py found each run imports
+    grep -h -m1 "^sanitized build:" "$WORK/$isa/pytest.log" | sed 's/^/sanitize: /' || true
+done
 printf '%s\n' "${summaries[@]}"
 echo "sanitize: total ${SECONDS}s (build ${t_build}s)"
 exit $status
