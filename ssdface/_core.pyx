@@ -300,7 +300,9 @@ def _check_array(x, name, dtype, ndim):
         raise ValueError(f"{name}: expected {ndim} dimensions, got shape {x.shape}")
     if x.size == 0:
         raise ValueError(f"{name}: array is empty (shape {x.shape})")
-    return np.ascontiguousarray(x)
+    # Aligned too: a float32 view at an odd byte offset (np.frombuffer of a
+    # slice) is C-contiguous but its loads are undefined behaviour in C.
+    return np.require(x, requirements=("C", "A"))
 
 
 def _check_image(image):

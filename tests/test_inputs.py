@@ -112,6 +112,21 @@ def test_forward_non_contiguous(detector):
     np.testing.assert_array_equal(logits, expect[1])
 
 
+def test_forward_unaligned(detector):
+    """A C-contiguous float32 view at an odd byte offset: the C loops load
+    floats from it, which needs 4-byte alignment (UBSan flagged the input
+    check in run_forward before the binding copied such arrays)."""
+    x = np.random.default_rng(4).uniform(-1, 1, (1, 300, 300, 3)).astype(np.float32)
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    view = raw[1:].view(np.float32).reshape(x.shape)
+    view[...] = x
+    assert view.flags.c_contiguous and not view.flags.aligned
+    boxes, logits = detector.forward(view)
+    expect = detector.forward(x)
+    np.testing.assert_array_equal(boxes, expect[0])
+    np.testing.assert_array_equal(logits, expect[1])
+
+
 # --- Detector arguments --------------------------------------------------------
 
 
