@@ -150,7 +150,11 @@ class Detector:
     as a context manager, or call :meth:`close`, to stop its threads early.
 
     ``num_threads`` is exactly the number of threads one inference runs on
-    (the calling thread plus a persistent pool of ``num_threads - 1``).
+    (the calling thread plus a persistent pool of ``num_threads - 1``). One
+    image is split between them; a batch (:meth:`detect_batch`, or
+    :meth:`forward` on several images) runs one image per thread, each
+    thread with its own buffers (allocated by the first batch). Both give
+    the same bits.
     ``isa`` forces a kernel variant (see :mod:`ssdface.isa`); by default
     ``$SSDFACE_ISA`` or the best one this CPU runs.
 
@@ -355,7 +359,9 @@ class Detector:
 
         ``x``: float32 ``[N, 300, 300, 3]`` (see :func:`preprocess`). Returns
         the raw box encodings ``[N, 1917, 4]`` and class logits ``[N, 1917, 2]``
-        (background, face), concatenated in anchor order.
+        (background, face), concatenated in anchor order. With N >= 2 and 2
+        threads or more, each thread runs whole images (the same values as
+        one image at a time). A non-finite value anywhere fails the call.
         """
         if not isinstance(x, np.ndarray):
             raise TypeError(f"x must be a numpy array, got {type(x).__name__}")
