@@ -5,7 +5,9 @@ on a batch, the per-image path against the batch path (one image per thread).
     SSDFACE_SHARED=/work/shared python benchmarks/batch_throughput.py [--rounds 7]
 
 Rows (all in one process; every round runs each row once, in turn, and the
-table gives the median over rounds, and the spread as min-max):
+table gives the median over rounds, and the spread as min-max; a second
+table gives the speed-ups, as the median over rounds of the ratio within a
+round, and as the ratio of the medians):
 
 * ``detect`` loop: ``[d.detect(i) for i in images]`` on a 2-thread detector,
   what ``detect_batch`` did before batches ran one image per thread (each
@@ -112,15 +114,21 @@ def main() -> None:
     print("| --- | ---: | ---: |")
     for name, r in rates.items():
         print(f"| {name} | {statistics.median(r):.1f} | {min(r):.1f} - {max(r):.1f} |")
-    med = {name: statistics.median(r) for name, r in rates.items()}
+    # Ratios of the rows run back to back in one round, then their median
+    # over rounds: steadier than the ratio of medians on a busy machine.
     print()
-    for kind in ("arrays", "JPEG paths"):
-        loop = med[f"detect loop, {kind}, {T} threads"]
-        batch = med[f"detect_batch, {kind}, {T} threads"]
-        print(f"detect_batch / detect loop, {kind}: {batch / loop:.2f}x")
-    loop = med[f"forward loop (1 image a call), {T} threads"]
-    print(f"forward batch / forward loop: {med[f'forward batch of {n}, {T} threads'] / loop:.2f}x")
-
+    print("| batch path against | per-round ratio, median | ratio of the medians |")
+    print("| --- | ---: | ---: |")
+    pairs = [(f"detect_batch, {kind}, {T} threads", f"detect loop, {kind}, {T} threads")
+             for kind in ("arrays", "JPEG paths")]
+    pairs += [(f"detect_batch, {kind}, {T} threads", f"{T} x 1-thread detectors, {kind}")
+              for kind in ("arrays", "JPEG paths")]
+    pairs.append((f"forward batch of {n}, {T} threads",
+                  f"forward loop (1 image a call), {T} threads"))
+    for new, old in pairs:
+        per_round = statistics.median(a / b for a, b in zip(rates[new], rates[old]))
+        of_medians = statistics.median(rates[new]) / statistics.median(rates[old])
+        print(f"| {new} / {old} | {per_round:.2f}x | {of_medians:.2f}x |")
 
 if __name__ == "__main__":
     main()
