@@ -1,6 +1,8 @@
 #include "engine.h"
 
 #include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -9,9 +11,26 @@
 #include "threadpool.h"
 
 #define MAX_THREADS 256
+#define ROW_FLOATS ((size_t)SSDF_INPUT_SIZE * 3)
+#define INPUT_FLOATS ((size_t)SSDF_INPUT_SIZE * ROW_FLOATS)
 #define RESTART_FAILED                                                                        \
     "could not start the detector's worker threads in this process (after fork): the system " \
     "refused a new thread; nothing ran, the next call tries again"
+
+/* The buffers one forward pass runs on: the engine's own set ("main"), for
+ * a pass split between the threads, and one set per thread ("lanes"), for
+ * batches that run a whole image on each thread. */
+typedef struct {
+    float *slots[SSDF_NUM_SLOTS];
+    float *input, *boxes, *logits;
+    void *post;      /* ssdf_postprocess scratch */
+    float *spill[2]; /* fused blocks' intermediates, for unfused kernels only */
+    void *mem;       /* a lane's own allocation (slots ... post); NULL in main */
+} buffer_set;
+
+/* Byte offsets of a buffer set's parts in its memory: slots, input, boxes,
+ * logits, post-processing scratch. */
+#define SET_PARTS (SSDF_NUM_SLOTS + 4)
 
 struct ssdf_engine {
     const ssdf_graph *graph;
@@ -21,19 +40,19 @@ struct ssdf_engine {
     uint8_t *blob_copy; /* owned copy when the caller's blob was misaligned */
     const float *tensors[SSDF_MAX_TENSORS];
     ssdf_blob_info info;
-    /* Arena: the slots, the detect path's buffers, then per-thread scratch. */
+    /* Arena: the main buffer set, then per-thread scratch. */
     float *arena;
     size_t arena_bytes;
-    float *slots[SSDF_NUM_SLOTS];
-    float *input, *boxes, *logits;
+    buffer_set main;
+    buffer_set *lanes; /* nthreads sets once a batch has run on lanes, or NULL */
     float *scratch[MAX_THREADS];
-    float *spill[2]; /* fused blocks' intermediates, for unfused kernels only */
     float anchors[SSDF_NUM_ANCHORS * 4];
 };
 
 /* Arguments of one forward pass, shared by the threads running it. */
 typedef struct {
-    ssdf_engine *e;
+    const ssdf_engine *e;
+    const buffer_set *b; /* slots and spill buffers */
     const float *input;
     float *boxes, *logits;
     double *seconds; /* per-layer times, or NULL */
@@ -45,15 +64,15 @@ static ssdf_conv_params params_of(const ssdf_layer *L) {
     return p;
 }
 
-static float *resolve(const ssdf_engine *e, int buf, const forward_job *job) {
+static float *resolve(int buf, const forward_job *job) {
     switch (buf) {
     case SSDF_BUF_INPUT: return (float *)job->input;
     case SSDF_BUF_BOXES: return job->boxes;
     case SSDF_BUF_CLASSES: return job->logits;
-    case SSDF_BUF_SPILL0: return e->spill[0];
-    case SSDF_BUF_SPILL1: return e->spill[1];
+    case SSDF_BUF_SPILL0: return job->b->spill[0];
+    case SSDF_BUF_SPILL1: return job->b->spill[1];
     case SSDF_BUF_NONE: return NULL;
-    default: return e->slots[buf - SSDF_BUF_SLOT0];
+    default: return job->b->slots[buf - SSDF_BUF_SLOT0];
     }
 }
 
@@ -69,16 +88,93 @@ static ssdf_block block_of(const ssdf_engine *e, const ssdf_layer *P, const forw
     b.w_producer = e->tensors[P->weight];
     b.w_dw = e->tensors[D->weight];
     b.w_project = e->tensors[J->weight];
-    b.in = job ? resolve(e, P->src, job) : NULL;
-    b.res = job ? resolve(e, J->res, job) : NULL;
-    b.out = job ? resolve(e, J->dst, job) : NULL;
+    b.in = job ? resolve(P->src, job) : NULL;
+    b.res = job ? resolve(J->res, job) : NULL;
+    b.out = job ? resolve(J->dst, job) : NULL;
     return b;
+}
+
+/* A buffer set's layout: offsets[] of its parts (SET_PARTS), each 64-byte
+ * aligned; returns its size in bytes. */
+static size_t set_layout(const ssdf_graph *g, size_t offsets[SET_PARTS]) {
+    size_t total = 0;
+    for (int s = 0; s < SSDF_NUM_SLOTS; s++) {
+        offsets[s] = total;
+        total += ssdf_round_up(g->slot_floats[s] * sizeof(float), SSDF_ALIGN);
+    }
+    offsets[SSDF_NUM_SLOTS] = total;
+    total += ssdf_round_up(sizeof(float) * INPUT_FLOATS, SSDF_ALIGN);
+    offsets[SSDF_NUM_SLOTS + 1] = total;
+    total += ssdf_round_up(sizeof(float) * SSDF_NUM_ANCHORS * 4, SSDF_ALIGN);
+    offsets[SSDF_NUM_SLOTS + 2] = total;
+    total += ssdf_round_up(sizeof(float) * SSDF_NUM_ANCHORS * 2, SSDF_ALIGN);
+    offsets[SSDF_NUM_SLOTS + 3] = total;
+    total += ssdf_round_up(ssdf_postprocess_scratch_bytes(), SSDF_ALIGN);
+    return total;
+}
+
+static void set_place(buffer_set *b, void *base, const size_t offsets[SET_PARTS]) {
+    char *p = base;
+    for (int s = 0; s < SSDF_NUM_SLOTS; s++) b->slots[s] = (float *)(p + offsets[s]);
+    b->input = (float *)(p + offsets[SSDF_NUM_SLOTS]);
+    b->boxes = (float *)(p + offsets[SSDF_NUM_SLOTS + 1]);
+    b->logits = (float *)(p + offsets[SSDF_NUM_SLOTS + 2]);
+    b->post = p + offsets[SSDF_NUM_SLOTS + 3];
+}
+
+/* The spill buffers of a set, unless it has them; their bytes are added to
+ * *bytes. 0, or -1 when out of memory (what was allocated is kept). */
+static int set_spill(const ssdf_graph *g, buffer_set *b, size_t *bytes) {
+    for (int i = 0; i < 2; i++) {
+        if (b->spill[i]) continue;
+        if (!(b->spill[i] = ssdf_aligned_alloc(g->spill_floats[i] * sizeof(float)))) return -1;
+        *bytes += g->spill_floats[i] * sizeof(float);
+    }
+    return 0;
+}
+
+static void set_free(buffer_set *b) {
+    ssdf_aligned_free(b->spill[0]);
+    ssdf_aligned_free(b->spill[1]);
+    ssdf_aligned_free(b->mem);
+    b->spill[0] = b->spill[1] = NULL;
+    b->mem = NULL;
+}
+
+static void lanes_free(ssdf_engine *e) {
+    if (!e->lanes) return;
+    for (int t = 0; t < e->nthreads; t++) set_free(&e->lanes[t]);
+    free(e->lanes);
+    e->lanes = NULL;
+}
+
+/* One buffer set per thread, allocated by the first call that needs them
+ * (an engine that never runs a batch keeps its start-up memory). */
+static int ensure_lanes(ssdf_engine *e, ssdf_error *err) {
+    size_t offsets[SET_PARTS], added = 0;
+    const size_t bytes = set_layout(e->graph, offsets);
+    if (e->lanes) return SSDF_OK;
+    if (!(e->lanes = calloc((size_t)e->nthreads, sizeof *e->lanes))) goto nomem;
+    for (int t = 0; t < e->nthreads; t++) {
+        buffer_set *b = &e->lanes[t];
+        if (!(b->mem = ssdf_aligned_alloc(bytes))) goto nomem;
+        set_place(b, b->mem, offsets);
+        added += bytes;
+        if (!e->kernels->block && set_spill(e->graph, b, &added)) goto nomem;
+    }
+    e->arena_bytes += added;
+    return SSDF_OK;
+nomem:
+    lanes_free(e);
+    return ssdf_fail(err, SSDF_ERR_NOMEM,
+                     "out of memory for the %d per-thread buffer sets of a batch (%zu bytes "
+                     "each)", e->nthreads, bytes);
 }
 
 int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int num_threads,
                        ssdf_error *err) {
     ssdf_engine *e;
-    size_t offsets[SSDF_NUM_SLOTS + 3], total = 0, scratch_floats = 0;
+    size_t offsets[SET_PARTS], total, scratch_floats = 0;
     int rc;
     *out = NULL;
     if (num_threads < 1 || num_threads > MAX_THREADS)
@@ -103,17 +199,9 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
         return rc;
     }
 
-    /* One allocation for all activations, each buffer 64-byte aligned. */
-    for (int s = 0; s < SSDF_NUM_SLOTS; s++) {
-        offsets[s] = total;
-        total += ssdf_round_up(e->graph->slot_floats[s] * sizeof(float), SSDF_ALIGN);
-    }
-    offsets[SSDF_NUM_SLOTS] = total;
-    total += ssdf_round_up(sizeof(float) * SSDF_INPUT_SIZE * SSDF_INPUT_SIZE * 3, SSDF_ALIGN);
-    offsets[SSDF_NUM_SLOTS + 1] = total;
-    total += ssdf_round_up(sizeof(float) * SSDF_NUM_ANCHORS * 4, SSDF_ALIGN);
-    offsets[SSDF_NUM_SLOTS + 2] = total;
-    total += ssdf_round_up(sizeof(float) * SSDF_NUM_ANCHORS * 2, SSDF_ALIGN);
+    /* One allocation for the main buffer set and the scratch, each buffer
+     * 64-byte aligned. */
+    total = set_layout(e->graph, offsets);
     for (int l = 0; l < e->graph->n_layers; l++) {
         const ssdf_layer *L = &e->graph->layers[l];
         if (L->op == SSDF_OP_CONV3X3 && ssdf_conv_scratch_floats(L->in_c) > scratch_floats)
@@ -132,10 +220,7 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
         return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory for the %zu-byte arena", total);
     }
     e->arena_bytes = total;
-    for (int s = 0; s < SSDF_NUM_SLOTS; s++) e->slots[s] = (float *)((char *)e->arena + offsets[s]);
-    e->input = (float *)((char *)e->arena + offsets[SSDF_NUM_SLOTS]);
-    e->boxes = (float *)((char *)e->arena + offsets[SSDF_NUM_SLOTS + 1]);
-    e->logits = (float *)((char *)e->arena + offsets[SSDF_NUM_SLOTS + 2]);
+    set_place(&e->main, e->arena, offsets);
     for (int t = 0; t < num_threads; t++)
         e->scratch[t] = (float *)((char *)e->arena + scratch_at + (size_t)t * scratch_bytes);
 
@@ -151,8 +236,8 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
 void ssdf_engine_destroy(ssdf_engine *e) {
     if (!e) return;
     ssdf_pool_destroy(e->pool);
-    ssdf_aligned_free(e->spill[0]);
-    ssdf_aligned_free(e->spill[1]);
+    lanes_free(e);
+    set_free(&e->main);
     ssdf_aligned_free(e->arena);
     ssdf_aligned_free(e->blob_copy);
     free(e);
@@ -162,12 +247,12 @@ const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e) { return &e->info; 
 int ssdf_engine_threads(const ssdf_engine *e) { return e->nthreads; }
 int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err) {
     /* Kernels that cannot run a block fused run its layers one by one, and
-     * need the intermediates materialised. */
-    for (int i = 0; i < 2 && !k->block; i++) {
-        if (e->spill[i]) continue;
-        e->spill[i] = ssdf_aligned_alloc(e->graph->spill_floats[i] * sizeof(float));
-        if (!e->spill[i]) return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory");
-        e->arena_bytes += e->graph->spill_floats[i] * sizeof(float);
+     * need the intermediates materialised: in every buffer set. */
+    if (!k->block) {
+        int failed = set_spill(e->graph, &e->main, &e->arena_bytes);
+        for (int t = 0; e->lanes && t < e->nthreads && !failed; t++)
+            failed = set_spill(e->graph, &e->lanes[t], &e->arena_bytes);
+        if (failed) return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory");
     }
     e->kernels = k;
     return SSDF_OK;
@@ -210,56 +295,81 @@ static double now_seconds(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-static void forward_region(void *ctx, int t, int T) {
-    const forward_job *job = ctx;
+/* The layer loop on job's buffers, as part `part` of `parts`: with parts > 1
+ * each layer is split between the threads of a pool region, a barrier after
+ * it; with parts == 1 one thread runs every layer whole, without barriers
+ * (a lane). `scratch` is the calling thread's. The kernels write the same
+ * values whatever the split, so both give the same bits. */
+static void run_layers(const forward_job *job, int part, int parts, float *scratch) {
     const ssdf_engine *e = job->e;
     const ssdf_kernel_table *k = e->kernels;
+    const int timed = job->seconds && part == 0;
     for (int l = 0; l < e->graph->n_layers; l++) {
         const ssdf_layer *L = &e->graph->layers[l];
         const ssdf_conv_params p = params_of(L);
         if (L->fuse_next && k->block) {
             /* A fused block: each thread takes a band of depthwise output
              * rows (recomputing the producer rows its band shares). */
-            const double start = job->seconds && t == 0 ? now_seconds() : 0.0;
+            const double start = timed ? now_seconds() : 0.0;
             const ssdf_block blk = block_of(e, L, job);
-            const int y0 = blk.dw.out_h * t / T, y1 = blk.dw.out_h * (t + 1) / T;
-            if (y0 < y1) k->block(&blk, y0, y1, e->scratch[t]);
-            ssdf_pool_barrier(e->pool);
-            if (job->seconds && t == 0) job->seconds[l + 2] += now_seconds() - start;
+            const int y0 = blk.dw.out_h * part / parts, y1 = blk.dw.out_h * (part + 1) / parts;
+            if (y0 < y1) k->block(&blk, y0, y1, scratch);
+            if (parts > 1) ssdf_pool_barrier(e->pool);
+            if (timed) job->seconds[l + 2] += now_seconds() - start;
             l += 2; /* its time is booked on the project layer */
             continue;
         }
-        const float *src = resolve(e, L->src, job);
-        const float *res = resolve(e, L->res, job);
-        float *dst = resolve(e, L->dst, job) + L->dst_offset;
+        const float *src = resolve(L->src, job);
+        const float *res = resolve(L->res, job);
+        float *dst = resolve(L->dst, job) + L->dst_offset;
         const float *w = e->tensors[L->weight];
-        const double start = job->seconds && t == 0 ? now_seconds() : 0.0;
+        const double start = timed ? now_seconds() : 0.0;
         size_t m0, m1;
         int n0, n1;
-        layer_share(L, k->tile_m, t, T, &m0, &m1, &n0, &n1);
+        layer_share(L, k->tile_m, part, parts, &m0, &m1, &n0, &n1);
         if (m0 < m1 && n0 < n1) {
             switch (L->op) {
-            case SSDF_OP_CONV3X3: k->conv3x3(&p, src, w, res, dst, m0, m1, n0, n1, e->scratch[t]); break;
-            case SSDF_OP_DW3X3: k->dw3x3(&p, src, w, res, dst, m0, m1, n0, n1, e->scratch[t]); break;
-            default: k->conv1x1(&p, src, w, res, dst, m0, m1, n0, n1, e->scratch[t]); break;
+            case SSDF_OP_CONV3X3: k->conv3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
+            case SSDF_OP_DW3X3: k->dw3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
+            default: k->conv1x1(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
             }
         }
-        ssdf_pool_barrier(e->pool); /* the next layer reads what this one wrote */
-        if (job->seconds && t == 0) job->seconds[l] += now_seconds() - start;
+        if (parts > 1) ssdf_pool_barrier(e->pool); /* the next layer reads what this one wrote */
+        if (timed) job->seconds[l] += now_seconds() - start;
     }
+}
+
+static void forward_region(void *ctx, int t, int T) {
+    const forward_job *job = ctx;
+    run_layers(job, t, T, job->e->scratch[t]);
+}
+
+static int check_finite(const float *input, int image, int n, ssdf_error *err) {
+    for (size_t i = 0; i < INPUT_FLOATS; i++) {
+        if (isfinite(input[i])) continue;
+        if (n == 1)
+            return ssdf_fail(err, SSDF_ERR_VALUE, "input holds a non-finite value (NaN or inf) "
+                             "at flat index %zu", i);
+        return ssdf_fail(err, SSDF_ERR_VALUE, "input holds a non-finite value (NaN or inf) at "
+                         "flat index %zu (image %d, flat index %zu in it)",
+                         (size_t)image * INPUT_FLOATS + i, image, i);
+    }
+    return SSDF_OK;
+}
+
+/* One image split between the threads, on the main buffer set's slots. */
+static int run_split(ssdf_engine *e, const float *input, float *boxes, float *logits,
+                     double *seconds, ssdf_error *err) {
+    forward_job job = {e, &e->main, input, boxes, logits, seconds};
+    if (ssdf_pool_run(e->pool, forward_region, &job) != 0)
+        return ssdf_fail(err, SSDF_ERR_THREADS, RESTART_FAILED);
+    return SSDF_OK;
 }
 
 static int run_forward(ssdf_engine *e, const float *input, float *boxes, float *logits,
                        double *seconds, ssdf_error *err) {
-    const size_t n_in = (size_t)SSDF_INPUT_SIZE * SSDF_INPUT_SIZE * 3;
-    forward_job job = {e, input, boxes, logits, seconds};
-    for (size_t i = 0; i < n_in; i++)
-        if (!isfinite(input[i]))
-            return ssdf_fail(err, SSDF_ERR_VALUE, "input holds a non-finite value (NaN or inf) at "
-                             "flat index %zu", i);
-    if (ssdf_pool_run(e->pool, forward_region, &job) != 0)
-        return ssdf_fail(err, SSDF_ERR_THREADS, RESTART_FAILED);
-    return SSDF_OK;
+    const int rc = check_finite(input, 0, 1, err);
+    return rc ? rc : run_split(e, input, boxes, logits, seconds, err);
 }
 
 int ssdf_engine_forward(ssdf_engine *e, const float *input, float *boxes, float *logits,
@@ -272,18 +382,80 @@ int ssdf_engine_profile(ssdf_engine *e, const float *input, float *boxes, float 
     return run_forward(e, input, boxes, logits, seconds, err);
 }
 
-typedef struct {
-    const ssdf_resize_plan *plan;
-    const ssdf_kernel_table *kernels;
-    ssdf_pool *pool;
-    float *dst;
-} resize_job;
-
 /* Start of part t of T of [0, n). */
 static size_t split_at(size_t n, int t, int T) {
     const size_t q = n / (size_t)T, r = n % (size_t)T;
     return q * (size_t)t + ((size_t)t < r ? (size_t)t : r);
 }
+
+/* ---- Views ---- */
+
+static int check_view(const ssdf_view *v, int i, int n, ssdf_error *err) {
+    char who[32] = "";
+    if (n > 1) snprintf(who, sizeof who, "view %d: ", i);
+    if (!v->pixels) return ssdf_fail(err, SSDF_ERR_VALUE, "%sno pixels (NULL)", who);
+    if (v->height <= 0 || v->width <= 0)
+        return ssdf_fail(err, SSDF_ERR_VALUE, "%simage must not be empty", who);
+    if (v->channels != 1 && v->channels != 3 && v->channels != 4)
+        return ssdf_fail(err, SSDF_ERR_VALUE, "%simage has %d channels, expected 1, 3 or 4", who,
+                         v->channels);
+    if (v->row_stride < (ptrdiff_t)v->width * v->channels)
+        return ssdf_fail(err, SSDF_ERR_VALUE, "%srow stride %td is less than a row (%d pixels "
+                         "of %d bytes)", who, v->row_stride, v->width, v->channels);
+    if (!(0 <= v->x0 && v->x0 < v->x1 && v->x1 <= SSDF_INPUT_SIZE && 0 <= v->y0 &&
+          v->y0 < v->y1 && v->y1 <= SSDF_INPUT_SIZE))
+        return ssdf_fail(err, SSDF_ERR_VALUE, "%sdestination (x0 %d, y0 %d, x1 %d, y1 %d) is "
+                         "not a non-empty rectangle inside the %dx%d input", who, v->x0, v->y0,
+                         v->x1, v->y1, SSDF_INPUT_SIZE, SSDF_INPUT_SIZE);
+    if (!(v->box_width == 0.0f || (isfinite(v->box_width) && v->box_width > 0.0f)) ||
+        !(v->box_height == 0.0f || (isfinite(v->box_height) && v->box_height > 0.0f)))
+        return ssdf_fail(err, SSDF_ERR_VALUE, "%sbox frame %g x %g must be positive and finite "
+                         "(or 0: network-input pixels)", who, (double)v->box_width,
+                         (double)v->box_height);
+    return SSDF_OK;
+}
+
+static int plan_view(ssdf_resize_plan *plan, const ssdf_view *v, int nthreads, ssdf_error *err) {
+    return ssdf_resize_plan_init(plan, v->pixels, v->height, v->width, v->channels, v->row_stride,
+                                 v->y1 - v->y0, v->x1 - v->x0, nthreads, err);
+}
+
+/* Rows [Y0, Y1) of the network input for view v: the view's resized rows
+ * inside its rectangle, 0.0 around it. The plan's prepass must be done. */
+static void view_rows(const ssdf_view *v, const ssdf_resize_plan *plan,
+                      const ssdf_kernel_table *k, int Y0, int Y1, int thread, float *input) {
+    const size_t left = (size_t)v->x0 * 3, right = (size_t)v->x1 * 3;
+    for (int y = Y0; y < Y1; y++) {
+        float *row = input + (size_t)y * ROW_FLOATS;
+        if (y < v->y0 || y >= v->y1) {
+            memset(row, 0, ROW_FLOATS * sizeof(float));
+            continue;
+        }
+        if (left) memset(row, 0, left * sizeof(float));
+        if (right < ROW_FLOATS) memset(row + right, 0, (ROW_FLOATS - right) * sizeof(float));
+    }
+    const int a = Y0 > v->y0 ? Y0 : v->y0, b = Y1 < v->y1 ? Y1 : v->y1;
+    if (a < b)
+        ssdf_resize_rows(plan, k, a - v->y0, b - v->y0, thread,
+                         input + (size_t)v->y0 * ROW_FLOATS + left, ROW_FLOATS);
+}
+
+static int postprocess_view(const ssdf_engine *e, const ssdf_view *v, const buffer_set *b,
+                            float score_threshold, float iou_threshold, int max_faces,
+                            ssdf_face *faces) {
+    const float w = v->box_width > 0.0f ? v->box_width : (float)SSDF_INPUT_SIZE;
+    const float h = v->box_height > 0.0f ? v->box_height : (float)SSDF_INPUT_SIZE;
+    return ssdf_postprocess(b->boxes, b->logits, e->anchors, score_threshold, iou_threshold,
+                            max_faces, w, h, faces, b->post);
+}
+
+typedef struct {
+    const ssdf_view *v;
+    const ssdf_resize_plan *plan;
+    const ssdf_kernel_table *kernels;
+    ssdf_pool *pool;
+    float *input;
+} resize_job;
 
 static void resize_region(void *ctx, int t, int T) {
     const resize_job *job = ctx;
@@ -292,26 +464,175 @@ static void resize_region(void *ctx, int t, int T) {
         ssdf_resize_prepass(job->plan, split_at(items, t, T), split_at(items, t + 1, T), t);
         ssdf_pool_barrier(job->pool);
     }
-    const int y0 = (int)split_at((size_t)job->plan->out_h, t, T);
-    const int y1 = (int)split_at((size_t)job->plan->out_h, t + 1, T);
-    if (y0 < y1) ssdf_resize_rows(job->plan, job->kernels, y0, y1, t, job->dst);
+    view_rows(job->v, job->plan, job->kernels, (int)split_at(SSDF_INPUT_SIZE, t, T),
+              (int)split_at(SSDF_INPUT_SIZE, t + 1, T), t, job->input);
+}
+
+/* One view split between the threads, on the main buffer set. */
+static int view_split(ssdf_engine *e, const ssdf_view *v, float score_threshold,
+                      float iou_threshold, int max_faces, ssdf_face *faces, int *count,
+                      ssdf_error *err) {
+    ssdf_resize_plan plan;
+    int rc = plan_view(&plan, v, e->nthreads, err);
+    if (rc) return rc;
+    resize_job job = {v, &plan, e->kernels, e->pool, e->main.input};
+    rc = ssdf_pool_run(e->pool, resize_region, &job);
+    ssdf_resize_plan_free(&plan);
+    if (rc) return ssdf_fail(err, SSDF_ERR_THREADS, RESTART_FAILED);
+    /* The input is a resize of bytes: always finite, no check needed. */
+    rc = run_split(e, e->main.input, e->main.boxes, e->main.logits, NULL, err);
+    if (rc) return rc;
+    *count = postprocess_view(e, v, &e->main, score_threshold, iou_threshold, max_faces, faces);
+    return SSDF_OK;
+}
+
+/* ---- Lanes: one image per thread ---- */
+
+typedef struct {
+    ssdf_engine *e;
+    size_t n;
+    atomic_size_t next; /* the next image to take */
+    atomic_int failed;  /* an error was recorded: take no more images */
+    int rc;             /* the first error, written by the thread that set failed */
+    ssdf_error err;
+    /* forward_batch */
+    const float *inputs;
+    float *boxes, *logits;
+    /* detect_views */
+    const ssdf_view *views;
+    float score_threshold, iou_threshold;
+    int max_faces;
+    ssdf_face *faces;
+    int *counts;
+} batch_job;
+
+static void record_failure(batch_job *job, int rc, const ssdf_error *err) {
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&job->failed, &expected, 1)) {
+        job->rc = rc;
+        job->err = *err;
+    }
+}
+
+/* View i on thread t, in lane t. */
+static int view_in_lane(batch_job *job, size_t i, int t, ssdf_error *err) {
+    ssdf_engine *e = job->e;
+    const ssdf_view *v = &job->views[i];
+    const buffer_set *b = &e->lanes[t];
+    ssdf_resize_plan plan;
+    int rc = plan_view(&plan, v, 1, err);
+    if (rc) return rc;
+    ssdf_resize_prepass(&plan, 0, ssdf_resize_prepass_items(&plan), 0);
+    view_rows(v, &plan, e->kernels, 0, SSDF_INPUT_SIZE, 0, b->input);
+    ssdf_resize_plan_free(&plan);
+    const forward_job fj = {e, b, b->input, b->boxes, b->logits, NULL};
+    run_layers(&fj, 0, 1, e->scratch[t]);
+    job->counts[i] = postprocess_view(e, v, b, job->score_threshold, job->iou_threshold,
+                                      job->max_faces, job->faces + i * (size_t)job->max_faces);
+    return SSDF_OK;
+}
+
+/* Every thread takes images from the shared counter until there are none
+ * left (or one failed), and runs each whole in its own lane. No barrier:
+ * a thread that finds no work returns, and the region ends when all have. */
+static void lanes_region(void *ctx, int t, int T) {
+    batch_job *job = ctx;
+    ssdf_engine *e = job->e;
+    (void)T;
+    while (!atomic_load_explicit(&job->failed, memory_order_relaxed)) {
+        const size_t i = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
+        if (i >= job->n) return;
+        if (job->views) {
+            ssdf_error err;
+            const int rc = view_in_lane(job, i, t, &err);
+            if (rc) record_failure(job, rc, &err);
+        } else {
+            const forward_job fj = {e, &e->lanes[t], job->inputs + i * INPUT_FLOATS,
+                                    job->boxes + i * (size_t)SSDF_NUM_ANCHORS * 4,
+                                    job->logits + i * (size_t)SSDF_NUM_ANCHORS * 2, NULL};
+            run_layers(&fj, 0, 1, e->scratch[t]);
+        }
+    }
+}
+
+static int run_lanes(batch_job *job, ssdf_error *err) {
+    int rc = ensure_lanes(job->e, err);
+    if (rc) return rc;
+    atomic_init(&job->next, 0);
+    atomic_init(&job->failed, 0);
+    if (ssdf_pool_run(job->e->pool, lanes_region, job) != 0)
+        return ssdf_fail(err, SSDF_ERR_THREADS, RESTART_FAILED);
+    /* ssdf_pool_run returns once every thread has left the region (acquire
+     * on the workers' release): the recorded error is visible here. */
+    if (atomic_load(&job->failed)) {
+        if (err) *err = job->err;
+        return job->rc;
+    }
+    return SSDF_OK;
+}
+
+static int use_lanes(const ssdf_engine *e, int n) { return n >= 2 && e->nthreads >= 2; }
+
+int ssdf_engine_forward_batch(ssdf_engine *e, const float *inputs, int n, float *boxes,
+                              float *logits, ssdf_error *err) {
+    if (n < 0) return ssdf_fail(err, SSDF_ERR_VALUE, "batch size %d is negative", n);
+    for (int i = 0; i < n; i++) {
+        const int rc = check_finite(inputs + (size_t)i * INPUT_FLOATS, i, n, err);
+        if (rc) return rc;
+    }
+    if (use_lanes(e, n)) {
+        batch_job job = {0};
+        job.e = e;
+        job.n = (size_t)n;
+        job.inputs = inputs;
+        job.boxes = boxes;
+        job.logits = logits;
+        return run_lanes(&job, err);
+    }
+    for (int i = 0; i < n; i++) {
+        const int rc = run_split(e, inputs + (size_t)i * INPUT_FLOATS,
+                                 boxes + (size_t)i * SSDF_NUM_ANCHORS * 4,
+                                 logits + (size_t)i * SSDF_NUM_ANCHORS * 2, NULL, err);
+        if (rc) return rc;
+    }
+    return SSDF_OK;
+}
+
+int ssdf_engine_detect_views(ssdf_engine *e, const ssdf_view *views, int n,
+                             float score_threshold, float iou_threshold, int max_faces,
+                             ssdf_face *faces, int *counts, ssdf_error *err) {
+    if (n < 0) return ssdf_fail(err, SSDF_ERR_VALUE, "view count %d is negative", n);
+    if (max_faces < 1) return ssdf_fail(err, SSDF_ERR_VALUE, "max_faces must be >= 1");
+    for (int i = 0; i < n; i++) {
+        const int rc = check_view(&views[i], i, n, err);
+        if (rc) return rc;
+    }
+    if (use_lanes(e, n)) {
+        batch_job job = {0};
+        job.e = e;
+        job.n = (size_t)n;
+        job.views = views;
+        job.score_threshold = score_threshold;
+        job.iou_threshold = iou_threshold;
+        job.max_faces = max_faces;
+        job.faces = faces;
+        job.counts = counts;
+        return run_lanes(&job, err);
+    }
+    for (int i = 0; i < n; i++) {
+        const int rc = view_split(e, &views[i], score_threshold, iou_threshold, max_faces,
+                                  faces + (size_t)i * max_faces, &counts[i], err);
+        if (rc) return rc;
+    }
+    return SSDF_OK;
 }
 
 int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, int width,
                        int channels, ptrdiff_t row_stride, float score_threshold,
                        float iou_threshold, int max_faces, ssdf_face *faces, int *n_faces,
                        ssdf_error *err) {
-    ssdf_resize_plan plan;
-    int rc = ssdf_resize_plan_init(&plan, image, height, width, channels, row_stride,
-                                   SSDF_INPUT_SIZE, SSDF_INPUT_SIZE, e->nthreads, err);
-    if (rc) return rc;
-    resize_job job = {&plan, e->kernels, e->pool, e->input};
-    rc = ssdf_pool_run(e->pool, resize_region, &job);
-    ssdf_resize_plan_free(&plan);
-    if (rc) return ssdf_fail(err, SSDF_ERR_THREADS, RESTART_FAILED);
-    rc = ssdf_engine_forward(e, e->input, e->boxes, e->logits, err);
-    if (rc) return rc;
-    *n_faces = ssdf_postprocess(e->boxes, e->logits, e->anchors, score_threshold, iou_threshold,
-                                max_faces, (float)width, (float)height, faces);
-    return SSDF_OK;
+    const ssdf_view view = {image, height, width, channels, row_stride, 0, 0, SSDF_INPUT_SIZE,
+                            SSDF_INPUT_SIZE, (float)width, (float)height};
+    return ssdf_engine_detect_views(e, &view, 1, score_threshold, iou_threshold, max_faces,
+                                    faces, n_faces, err);
 }

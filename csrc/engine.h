@@ -1,6 +1,9 @@
 /* The detector engine: a validated blob, the activation arena, a thread pool
- * and the layer loop. One engine runs one inference at a time (the arena is
- * shared state); callers serialise calls on the same engine. */
+ * and the layer loop. One engine runs one call at a time (the arena is
+ * shared state); callers serialise calls on the same engine. A call runs one
+ * image on all the threads (its layers split between them, a barrier after
+ * each), or, for a batch, one image per thread, each thread in its own lane
+ * of buffers. Both give the same bits. */
 #ifndef SSDF_ENGINE_H
 #define SSDF_ENGINE_H
 
@@ -38,8 +41,52 @@ int ssdf_engine_forward(ssdf_engine *e, const float *input, float *boxes, float 
 int ssdf_engine_profile(ssdf_engine *e, const float *input, float *boxes, float *logits,
                         double *seconds, ssdf_error *err);
 
-/* Image to faces: resize, forward and post-process using the engine's own
- * buffers. `faces` has room for `max_faces`; returns the count via *n_faces. */
+/* A batch of n images, inputs [n][300][300][3] -> boxes [n][1917][4],
+ * logits [n][1917][2], the same values as n calls of forward. With n >= 2
+ * and 2 threads or more, each thread runs whole images in its own "lane"
+ * (a set of activation buffers, allocated on the first such call and kept
+ * until the engine is destroyed: see ssdf_engine_arena_bytes), taking the
+ * next image from a shared counter; no barriers. Otherwise each image is
+ * split between the threads as by forward. Every input is checked first: a
+ * non-finite value fails the whole call (SSDF_ERR_VALUE) before any runs. */
+int ssdf_engine_forward_batch(ssdf_engine *e, const float *inputs, int n, float *boxes,
+                              float *logits, ssdf_error *err);
+
+/* A view: source pixels resized into a rectangle of the network input.
+ * `pixels` is the first byte of the source region: `height` rows of `width`
+ * pixels of `channels` (1, 3 or 4) bytes, rows `row_stride` >= width x
+ * channels bytes apart (a crop of a larger image is a pointer into it with
+ * the larger image's stride). The source is resized with the detect resize
+ * (resize.h, normalised) into columns [x0, x1) and rows [y0, y1) of the
+ * 300 x 300 input, 0 <= x0 < x1 <= 300, 0 <= y0 < y1 <= 300; the rest of
+ * the input is 0.0 (mid-grey). Boxes come back in pixels of a box_width x
+ * box_height frame laid over the whole network input and clipped to it:
+ * 0 (or 300) for both gives network-input pixels; the image's own size, for
+ * a whole-image view, gives the boxes detect gives. */
+typedef struct {
+    const unsigned char *pixels;
+    int height, width, channels;
+    ptrdiff_t row_stride;
+    int x0, y0, x1, y1;
+    float box_width, box_height; /* 0: 300 */
+} ssdf_view;
+
+/* Views to faces: each view resized into an input, forward, post-processed
+ * (ssdf_postprocess with the view's box frame). View i's faces go to
+ * faces[i * max_faces ...], their count to counts[i]. Lanes as in
+ * forward_batch when n >= 2 and there are 2 threads or more, else each view
+ * split between the threads. Every view is checked before any runs
+ * (SSDF_ERR_VALUE); an error while running (a resize that cannot allocate
+ * its scratch: SSDF_ERR_NOMEM) fails the whole call, the first one recorded
+ * being returned once every thread has finished. */
+int ssdf_engine_detect_views(ssdf_engine *e, const ssdf_view *views, int n,
+                             float score_threshold, float iou_threshold, int max_faces,
+                             ssdf_face *faces, int *counts, ssdf_error *err);
+
+/* Image to faces, boxes in pixels of the image: the one-view case of
+ * detect_views (the whole image into the whole input, box frame width x
+ * height), split between the threads. `faces` has room for `max_faces`;
+ * returns the count via *n_faces. */
 int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, int width,
                        int channels, ptrdiff_t row_stride, float score_threshold,
                        float iou_threshold, int max_faces, ssdf_face *faces, int *n_faces,
@@ -51,7 +98,8 @@ const float *ssdf_engine_tensor(const ssdf_engine *e, int i);
 /* Anchors (yc, xc, h, w) x 1917. */
 const float *ssdf_engine_anchors(const ssdf_engine *e);
 
-/* Bytes of activation and scratch memory the engine allocated. */
+/* Bytes of activation and scratch memory the engine allocated (the lanes
+ * included, once a batch has allocated them). */
 size_t ssdf_engine_arena_bytes(const ssdf_engine *e);
 
 #endif

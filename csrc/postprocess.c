@@ -75,11 +75,16 @@ static int all_finite4(const float *v) {
 
 static float clip(float v, float hi) { return v < 0.0f ? 0.0f : (v > hi ? hi : v); }
 
+/* The scratch: the kept boxes (normalised), then the candidates. */
+size_t ssdf_postprocess_scratch_bytes(void) {
+    return sizeof(float[4]) * SSDF_NUM_ANCHORS + sizeof(candidate) * SSDF_NUM_ANCHORS;
+}
+
 int ssdf_postprocess(const float *boxes, const float *logits, const float *anchors,
                      float score_threshold, float iou_threshold, int max_faces, float width,
-                     float height, ssdf_face *faces) {
-    candidate cand[SSDF_NUM_ANCHORS];
-    float kept[SSDF_NUM_ANCHORS][4];
+                     float height, ssdf_face *faces, void *scratch) {
+    float(*kept)[4] = scratch;
+    candidate *cand = (candidate *)((char *)scratch + sizeof(float[4]) * SSDF_NUM_ANCHORS);
     int n_cand = 0, n_kept = 0;
 
     for (int i = 0; i < SSDF_NUM_ANCHORS; i++) {

@@ -3,6 +3,8 @@
 #ifndef SSDF_POSTPROCESS_H
 #define SSDF_POSTPROCESS_H
 
+#include <stddef.h>
+
 #include "graph.h"
 
 typedef struct {
@@ -23,9 +25,13 @@ void ssdf_decode_box(const float enc[4], const float anchor[4], float box[4]);
  * Boxes are then scaled to pixels of a width x height image and clipped.
  * A box whose decoding is not finite (NaN or infinite encodings, or exp
  * overflowing) is dropped, never returned.
+ * `scratch` holds ssdf_postprocess_scratch_bytes() bytes (a size fixed by
+ * the model, about 46 KB), aligned for floats, private to the call.
  * Returns the number of faces written to `faces` (room for max_faces). */
 int ssdf_postprocess(const float *boxes, const float *logits, const float *anchors,
                      float score_threshold, float iou_threshold, int max_faces, float width,
-                     float height, ssdf_face *faces);
+                     float height, ssdf_face *faces, void *scratch);
+
+size_t ssdf_postprocess_scratch_bytes(void);
 
 #endif

@@ -306,11 +306,11 @@ static void vertical_mid_row(const ssdf_resize_plan *plan, int oy, float *row, f
 }
 
 void ssdf_resize_rows(const ssdf_resize_plan *plan, const ssdf_kernel_table *k, int y0, int y1,
-                      int thread, float *dst) {
+                      int thread, float *dst, size_t out_stride) {
     float *scratch = thread_scratch(plan, thread);
     float *row = scratch, *wx = scratch + plan->wx_at, *wy = scratch + plan->wy_at;
     for (int oy = y0; oy < y1; oy++) {
-        float *out = dst + (size_t)oy * plan->out_w * 3;
+        float *out = dst + (size_t)oy * out_stride;
         if (plan->horizontal_first) {
             vertical_mid_row(plan, oy, row, wy, out);
         } else {
@@ -331,7 +331,7 @@ int ssdf_resize_normalize(const unsigned char *src, int height, int width, int c
                                    1, err);
     if (rc) return rc;
     ssdf_resize_prepass(&plan, 0, ssdf_resize_prepass_items(&plan), 0);
-    ssdf_resize_rows(&plan, k, 0, out_h, 0, dst);
+    ssdf_resize_rows(&plan, k, 0, out_h, 0, dst, (size_t)out_w * 3);
     ssdf_resize_plan_free(&plan);
     return SSDF_OK;
 }

@@ -102,10 +102,13 @@ void ssdf_resize_plan_free(ssdf_resize_plan *plan);
 size_t ssdf_resize_prepass_items(const ssdf_resize_plan *plan);
 void ssdf_resize_prepass(const ssdf_resize_plan *plan, size_t i0, size_t i1, int thread);
 
-/* Output rows [y0, y1) into dst (out_h x out_w x 3 floats), with scratch
- * `thread` of the plan. */
+/* Output rows [y0, y1) into dst, with scratch `thread` of the plan: output
+ * pixel (y, x) goes to dst[y * out_stride + 3 * x ...], out_stride >=
+ * 3 * out_w floats (3 * out_w for a whole out_h x out_w x 3 image; more
+ * for a rectangle inside a larger image, dst pointing at its corner). The
+ * floats between one row's end and the next row are not touched. */
 void ssdf_resize_rows(const ssdf_resize_plan *plan, const ssdf_kernel_table *k, int y0, int y1,
-                      int thread, float *dst);
+                      int thread, float *dst, size_t out_stride);
 
 /* The whole image on the calling thread, with kernel table k. */
 int ssdf_resize_normalize(const unsigned char *src, int height, int width, int channels,

@@ -13,7 +13,7 @@ import weakref
 import numpy as np
 
 from cpython.exc cimport PyErr_CheckSignals
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport uint8_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 
 
@@ -101,7 +101,8 @@ cdef extern from "postprocess.h":
         int anchor
     int ssdf_postprocess(const float *boxes, const float *logits, const float *anchors,
                          float score_threshold, float iou_threshold, int max_faces, float width,
-                         float height, ssdf_face *faces) nogil
+                         float height, ssdf_face *faces, void *scratch) nogil
+    size_t ssdf_postprocess_scratch_bytes()
 
 cdef extern from "resize.h":
     int ssdf_resize_normalize(const unsigned char *src, int height, int width, int channels,
@@ -126,6 +127,17 @@ cdef extern from "engine.h":
                            int channels, Py_ssize_t row_stride, float score_threshold,
                            float iou_threshold, int max_faces, ssdf_face *faces, int *n_faces,
                            ssdf_error *err) nogil
+    int ssdf_engine_forward_batch(ssdf_engine *e, const float *inputs, int n, float *boxes,
+                                  float *logits, ssdf_error *err) nogil
+    ctypedef struct ssdf_view:
+        const unsigned char *pixels
+        int height, width, channels
+        Py_ssize_t row_stride
+        int x0, y0, x1, y1
+        float box_width, box_height
+    int ssdf_engine_detect_views(ssdf_engine *e, const ssdf_view *views, int n,
+                                 float score_threshold, float iou_threshold, int max_faces,
+                                 ssdf_face *faces, int *counts, ssdf_error *err) nogil
     const float *ssdf_engine_anchors(const ssdf_engine *e)
     const float *ssdf_engine_tensor(const ssdf_engine *e, int i)
     size_t ssdf_engine_arena_bytes(const ssdf_engine *e)
@@ -456,6 +468,7 @@ def postprocess(boxes, logits, anchors, float score_threshold, float iou_thresho
     Returns float64 [n, 6]: xmin, ymin, xmax, ymax (pixels), score, anchor."""
     cdef const float[::1] bv, lv, av
     cdef ssdf_face *faces
+    cdef void *scratch
     cdef int n
     boxes = _check_array(boxes, "boxes", np.float32, 2)
     logits = _check_array(logits, "logits", np.float32, 2)
@@ -470,15 +483,79 @@ def postprocess(boxes, logits, anchors, float score_threshold, float iou_thresho
     max_faces = min(max_faces, SSDF_NUM_ANCHORS)
     bv, lv, av = boxes.reshape(-1), logits.reshape(-1), anchors.reshape(-1)
     faces = <ssdf_face *>malloc(sizeof(ssdf_face) * max_faces)
-    if faces == NULL:
-        raise MemoryError()
+    scratch = malloc(ssdf_postprocess_scratch_bytes())
     try:
+        if faces == NULL or scratch == NULL:
+            raise MemoryError()
         with nogil:
             n = ssdf_postprocess(&bv[0], &lv[0], &av[0], score_threshold, iou_threshold,
-                                 max_faces, width, height, faces)
+                                 max_faces, width, height, faces, scratch)
         return _faces_array(faces, n)
     finally:
         free(faces)
+        free(scratch)
+
+
+def _view_pixels(image, int i):
+    """View i's pixels: (array to keep alive, height, width, channels, row
+    stride in bytes). A crop of a larger array is used in place when each
+    row's pixels are packed (any row stride); otherwise it is copied."""
+    where = f"view {i}: pixels"
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{where}: expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"{where}: expected dtype uint8, got {image.dtype}")
+    if image.ndim not in (2, 3):
+        raise ValueError(f"{where}: expected [H, W] or [H, W, C], got shape {image.shape}")
+    if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"{where}: expected 1, 3 or 4 channels, got {image.shape[2]}")
+    if image.size == 0:
+        raise ValueError(f"{where}: image is empty (shape {image.shape})")
+    h, w = image.shape[0], image.shape[1]
+    c = 1 if image.ndim == 2 else image.shape[2]
+    if h > 2**30 or w * c > 2**30:
+        raise ValueError(f"{where}: image is too large (shape {image.shape})")
+    st = image.strides
+    packed = (w == 1 or st[1] == c) and (image.ndim == 2 or c == 1 or st[2] == 1)
+    row_stride = st[0] if h > 1 else w * c
+    if not packed or row_stride < w * c:
+        image = np.ascontiguousarray(image)
+        row_stride = w * c
+    return image, h, w, c, row_stride
+
+
+def _view_rect(rect, int i):
+    """(x0, y0, x1, y1): integers, a non-empty rectangle inside the input."""
+    try:
+        ok = len(rect) == 4 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+            for v in rect)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise TypeError(f"view {i}: the destination must be four integers (x0, y0, x1, y1), "
+                        f"got {rect!r}")
+    x0, y0, x1, y1 = (int(v) for v in rect)
+    if not (0 <= x0 < x1 <= SSDF_INPUT_SIZE and 0 <= y0 < y1 <= SSDF_INPUT_SIZE):
+        raise ValueError(f"view {i}: the destination (x0, y0, x1, y1) = {(x0, y0, x1, y1)} must "
+                         f"be a non-empty rectangle inside the {SSDF_INPUT_SIZE}x"
+                         f"{SSDF_INPUT_SIZE} input (0 <= x0 < x1 <= {SSDF_INPUT_SIZE}, "
+                         f"0 <= y0 < y1 <= {SSDF_INPUT_SIZE})")
+    return x0, y0, x1, y1
+
+
+def _box_size(size, int i):
+    try:
+        ok = len(size) == 2 and all(isinstance(v, (int, float, np.integer, np.floating))
+                                    and not isinstance(v, (bool, np.bool_)) for v in size)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise TypeError(f"box_sizes[{i}] must be a (width, height) pair, got {size!r}")
+    bw, bh = float(size[0]), float(size[1])
+    if not (0 < bw < 3.0e38 and 0 < bh < 3.0e38):
+        raise ValueError(f"box_sizes[{i}] must be finite and positive, got {size!r}")
+    return bw, bh
 
 
 # Every live engine, so that a forked child can give each a fresh lock.
@@ -651,17 +728,100 @@ cdef class Engine:
         lv = logits.reshape(n, -1)
         with self._lock:
             e = self._live()
-            for i in range(n):
+            # Chunks of images (one image at a time on one thread; a few per
+            # thread otherwise, each thread running whole images): between
+            # chunks Ctrl-C (or any signal handler) acts, where a large batch
+            # would otherwise hold it off until the end.
+            chunk = self._chunk(e)
+            for i in range(0, n, chunk):
+                m = min(chunk, n - i)
                 with nogil:
-                    rc = ssdf_engine_forward(e, &xv[i, 0], &bv[i, 0], &lv[i, 0], &err)
+                    rc = ssdf_engine_forward_batch(e, &xv[i, 0], m, &bv[i, 0], &lv[i, 0], &err)
                 if rc:
                     break
-                # Between images, let Ctrl-C (or any signal handler) act: a
-                # large batch would otherwise hold it off until the end.
                 PyErr_CheckSignals()
         if rc:
             raise_error(rc, &err)
         return boxes, logits
+
+    cdef int _chunk(self, ssdf_engine *e):
+        """Images per engine call of a batch: 1 on one thread, else 4 per
+        thread (the batch runs one image per thread)."""
+        cdef int t = ssdf_engine_threads(e)
+        return 1 if t == 1 else 4 * t
+
+    def detect_views(self, views, float score_threshold, float iou_threshold, int max_faces,
+                     box_sizes=None):
+        """Faces in views: each ``(pixels, (x0, y0, x1, y1))`` resizes
+        ``pixels`` (uint8 [H,W] or [H,W,C], C in 1, 3, 4; a strided crop of a
+        larger array is read in place when its rows' pixels are packed) into
+        columns x0..x1-1 and rows y0..y1-1 of the 300x300 network input, the
+        rest of it mid-grey (0.0), then detects. Returns one float64 [k, 6]
+        array per view (see postprocess), boxes in network-input pixels, or
+        in pixels of a (width, height) frame laid over the whole input when
+        ``box_sizes`` gives one per view (a whole image's size: the boxes of
+        detect). On 2 threads or more, batches run one view per thread."""
+        cdef ssdf_view *cv = NULL
+        cdef ssdf_face *faces = NULL
+        cdef int *counts = NULL
+        cdef ssdf_error err
+        cdef int rc = 0, n, i, j, m, chunk
+        cdef ssdf_engine *e
+        if not isinstance(views, (list, tuple)):
+            raise TypeError(f"views must be a list of (pixels, (x0, y0, x1, y1)), got "
+                            f"{type(views).__name__}")
+        n = len(views)
+        if n == 0:
+            raise ValueError("views is empty")
+        if max_faces < 1:
+            raise ValueError("max_faces must be >= 1")
+        max_faces = min(max_faces, SSDF_NUM_ANCHORS)
+        if box_sizes is not None and len(box_sizes) != n:
+            raise ValueError(f"box_sizes has {len(box_sizes)} entries for {n} views")
+        keep = []
+        cv = <ssdf_view *>malloc(sizeof(ssdf_view) * n)
+        if cv == NULL:
+            raise MemoryError()
+        try:
+            for i in range(n):
+                item = views[i]
+                if not isinstance(item, (tuple, list)) or len(item) != 2:
+                    raise TypeError(f"view {i}: expected (pixels, (x0, y0, x1, y1)), got "
+                                    f"{type(item).__name__}")
+                image, h, w, c, stride = _view_pixels(item[0], i)
+                x0, y0, x1, y1 = _view_rect(item[1], i)
+                bw, bh = (0.0, 0.0) if box_sizes is None else _box_size(box_sizes[i], i)
+                keep.append(image)
+                cv[i].pixels = <const unsigned char *><uintptr_t>image.ctypes.data
+                cv[i].height, cv[i].width, cv[i].channels, cv[i].row_stride = h, w, c, stride
+                cv[i].x0, cv[i].y0, cv[i].x1, cv[i].y1 = x0, y0, x1, y1
+                cv[i].box_width, cv[i].box_height = bw, bh
+            out = []
+            with self._lock:
+                e = self._live()
+                chunk = min(self._chunk(e), n)
+                faces = <ssdf_face *>malloc(sizeof(ssdf_face) * max_faces * chunk)
+                counts = <int *>malloc(sizeof(int) * chunk)
+                if faces == NULL or counts == NULL:
+                    raise MemoryError()
+                for i in range(0, n, chunk):
+                    m = min(chunk, n - i)
+                    with nogil:
+                        rc = ssdf_engine_detect_views(e, &cv[i], m, score_threshold,
+                                                      iou_threshold, max_faces, faces, counts,
+                                                      &err)
+                    if rc:
+                        break
+                    for j in range(m):
+                        out.append(_faces_array(faces + <size_t>j * max_faces, counts[j]))
+                    PyErr_CheckSignals()
+            if rc:
+                raise_error(rc, &err)
+            return out
+        finally:
+            free(cv)
+            free(faces)
+            free(counts)
 
     def detect(self, image, float score_threshold, float iou_threshold, int max_faces):
         """uint8 image [H,W] / [H,W,C] -> float64 [n, 6] faces (see postprocess)."""
