@@ -2,56 +2,92 @@
 
 The network sees 300x300 pixels. In one pass a whole photo is stretched to
 that size, so a face must be tens of pixels *after* that shrink to be found,
-and a face filling most of the frame is missed too (the model scores faces
-well between about RANGE_NET px; see RESULTS.md, "Accuracy"). So
-:func:`plan` returns views, each a rectangle of the original image and where
-it lands in the network input:
+and a face filling most of the frame is missed too. :func:`plan` returns the
+views of one detect call, each a rectangle of the original image (``src``)
+resized into a rectangle of the network input (``dst``), possibly mirrored:
 
-- the whole image, stretched to 300x300 (the one pass of a plain call);
-- the whole image shrunk into the centre half of the input, grey around it,
-  for faces that fill the frame (as if the photo lay on a canvas twice its
-  size);
-- with ``min_face_size``: square tiles of the image, each magnified so that
-  a face of that many pixels lands on the anchors the model scores well,
-  overlapping so that every face the tiles are for lies whole in one of them,
-  in levels no more than LEVEL_RATIO apart in scale.
+- the whole image stretched to 300x300 (the one pass of a plain call);
+- with ``pad``: the whole image shrunk into the centre PAD_FRACTION of the
+  input, grey around it, mirrored: it finds faces that fill the frame (the
+  model finds a face up to about 65% of the input side) and, being a second
+  look at a similar scale, works as flip test-time augmentation;
+- with ``min_face_size``: levels of tiles. Level n cuts the image into a grid
+  with n tiles along its short side (more along the long side, so that no
+  tile is stretched more than STRETCH), neighbours sharing MAX_NET network
+  pixels; every tile is stretched to the whole input, as the whole image is
+  in the plain pass. The finest level is the first one that magnifies a
+  ``min_face_size`` face to TARGET_NET network pixels; coarser levels follow,
+  each at most LEVEL_RATIO finer in scale than the next, down to the whole
+  view. Levels alternate mirrored and not (counting from the whole view), so
+  that two neighbouring levels, which see the same faces, are also a flip
+  pair.
 
 :func:`merge` maps every view's boxes back to original pixels, drops a box
-cut by an inner tile border when another view holds that face whole, and
-suppresses duplicates across views (greedy NMS).
+cut by an inner tile border when another view holds that face whole, groups
+the boxes of one face (greedy, best score first: boxes of one view at the
+caller's NMS IoU, boxes of different views at CROSS_VIEW_IOU), averages each
+group's box (score-weighted) and scores it by agreement between levels: the
+mean, over the levels that hold the face at a size the model scores reliably
+(RELIABLE_NET) and the level of the best box, of each level's best score for
+that face (0 when a level missed it). A fused score never exceeds the best
+score of its group, so boxes no view scores above a threshold stay below it.
+
+Figures behind the constants: ``benchmarks/proto/views_prototype.py`` on the
+101 development photos (shared/eval/faces, 416 px wide but one); "ge32" =
+scored faces of 32 px and more (121 faces), the secondary report of the
+evaluation protocol. The figures move by a face or two (0.01-0.02 of recall
+or AP) between neighbouring settings: that is the noise of 121 faces.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 NET = 300  # network input side
 
-# Face sizes (long side, network pixels) the model scores well: the smallest
-# anchors are 30 px, and with the stand-in weights of the coarse feature maps
-# (README, "The stand-in tensor") faces past about 120 px are found only in
-# the padded view. Measured on the development set (RESULTS.md).
-TARGET_NET = 40.0  # a min_face_size face is magnified to this many net pixels
-LEVEL_RATIO = 3.0  # scale ratio between tile levels (and to the whole view)
-MAX_NET = 110.0  # the largest face a tile level is responsible for, net px
-PAD_FRACTION = 0.5  # the padded view's side, as a fraction of the input
-CUT_MARGIN = 2.0  # net px: a box this close to an inner tile border is cut
+# The padded view's side, as a fraction of the input. A face is found up to
+# about 65% of the input side (portrait crops, measured), so 0.75 finds faces
+# up to ~87% of the frame; among 0.6-0.9 (mirrored or not) it gave the best
+# ge32 recall at precision >= 0.95 with the whole view (2 passes). Mirrored:
+# better than the plain padded view at 0.67, 0.7, 0.75, 0.85.
+PAD_FRACTION = 0.75
+PAD_FLIP = True
+
+# Tiles. The model finds faces best at about 60-170 network px (a face of a
+# given size in original pixels is found more often magnified to ~100 px
+# than at 30-50), hence:
+TARGET_NET = 55.0  # a min_face_size face on the finest level, net px (geometric mean of the axes)
+MAX_NET = 100.0  # net px shared by neighbouring tiles: any face up to this lies whole in a tile
+STRETCH = 1.8  # longest tile side / shortest (the whole view stretches 16:9 photos as much)
+LEVEL_RATIO = 1.3  # each tile level is at least this much finer in scale than the next coarser
+CUT_MARGIN = 4.0  # net px: a box this close to an inner tile border is cut (2 let a
+# clipped half face through on the group photo; 4-6 best on the dev set, 9+ loses faces)
+
+# Merging.
+CROSS_VIEW_IOU = 0.3  # boxes of different views overlapping this much are one face
+RELIABLE_NET = (70.0, 160.0)  # face sizes (long side, net px) a level is expected to find
+CUT_COVER = 0.5  # a cut box this much inside a whole box (any view) is that face
+CUT_IOU = 0.3  # ... or overlapping it this much
 
 
 @dataclass(frozen=True)
 class View:
-    """One network pass: original-image rectangle ``src`` = (x0, y0, x1, y1)
-    (pixels, floats) resized into ``dst`` = (x0, y0, x1, y1) of the 300x300
-    input (integers), mid-grey elsewhere. ``inner`` flags which sides of
-    ``src`` (left, top, right, bottom) cut through the image, so that a box
-    touching them may be a partial face."""
+    """One network pass: the original-image rectangle ``src`` = (x0, y0, x1,
+    y1) (pixels, floats) resized into ``dst`` = (x0, y0, x1, y1) of the
+    300x300 input (integers), mid-grey elsewhere, then mirrored left-right
+    if ``flip``. ``inner`` flags which sides of ``src`` (left, top, right,
+    bottom) cut through the image, so that a box touching them may be a
+    partial face. Boxes found in a flipped view are in the coordinates of
+    the mirrored input; :func:`to_original` undoes the mirror."""
 
     src: tuple[float, float, float, float]
     dst: tuple[int, int, int, int]
     inner: tuple[bool, bool, bool, bool] = (False, False, False, False)
+    flip: bool = False
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -60,67 +96,93 @@ class View:
                 (self.dst[3] - self.dst[1]) / (self.src[3] - self.src[1]))
 
 
-def whole(width: int, height: int) -> View:
+def whole(width: int, height: int, flip: bool = False) -> View:
     """The plain pass: the whole image stretched to the input."""
-    return View((0.0, 0.0, float(width), float(height)), (0, 0, NET, NET))
+    return View((0.0, 0.0, float(width), float(height)), (0, 0, NET, NET), flip=flip)
 
 
-def padded(width: int, height: int) -> View:
-    """The whole image in the centre PAD_FRACTION of the input."""
-    side = round(NET * PAD_FRACTION)
+def padded(width: int, height: int, flip: bool = PAD_FLIP,
+           fraction: float | None = None) -> View:
+    """The whole image stretched into the centre ``fraction`` (default
+    PAD_FRACTION) of the input, grey around it."""
+    side = round(NET * (PAD_FRACTION if fraction is None else fraction))
     lo = (NET - side) // 2
-    return View((0.0, 0.0, float(width), float(height)), (lo, lo, lo + side, lo + side))
+    return View((0.0, 0.0, float(width), float(height)), (lo, lo, lo + side, lo + side), flip=flip)
 
 
-def _starts(length: float, side: float, overlap: float) -> list[float]:
-    """Evenly spaced tile starts covering [0, length) with at least `overlap`."""
-    if side >= length:
-        return [0.0]
-    n = math.ceil((length - overlap) / (side - overlap))
-    return [i * (length - side) / (n - 1) for i in range(n)] if n > 1 else [0.0]
+def _spans(length: int, n: int) -> list[tuple[int, int]]:
+    """n equal spans covering [0, length), neighbours sharing MAX_NET net px
+    once each span is stretched to NET."""
+    if n <= 1:
+        return [(0, length)]
+    side = min(length, math.ceil(length * NET / (n * NET - (n - 1) * MAX_NET)))
+    starts = [round(i * (length - side) / (n - 1)) for i in range(n)]
+    return [(s, s + side) for s in starts]
 
 
-def tile_levels(width: int, height: int, min_face_size: float) -> list[float]:
-    """Scales (network px per original px) of the tile levels needed for
-    faces down to ``min_face_size`` px, finest first; [] when the whole view
-    already magnifies such a face enough."""
-    coarse = min(NET / width, NET / height)
-    finest = TARGET_NET / min_face_size
+def grid_shape(width: int, height: int, n: int) -> tuple[int, int]:
+    """Tiles across and down of level n: n along the short side, and along
+    the long side enough that no tile is stretched more than STRETCH."""
+    short, long_ = min(width, height), max(width, height)
+    m = max(n, math.ceil(n * long_ / short / STRETCH - 1e-9))
+    return (m, n) if width >= height else (n, m)
+
+
+def level_scale(width: int, height: int, n: int) -> float:
+    """Network px per original px of level n (geometric mean of x and y);
+    level 1 is the whole view."""
+    if n <= 1:
+        return math.sqrt(NET / width * NET / height)
+    nx, ny = grid_shape(width, height, n)
+    sx = (nx * NET - (nx - 1) * MAX_NET) / width
+    sy = (ny * NET - (ny - 1) * MAX_NET) / height
+    return math.sqrt(sx * sy)
+
+
+def tile_levels(width: int, height: int, min_face_size: float) -> list[int]:
+    """Tile levels (tiles along the short side), finest first; [] when the
+    whole view already magnifies a ``min_face_size`` face to TARGET_NET."""
+    if not min_face_size > 0:
+        raise ValueError(f"min_face_size must be positive, got {min_face_size!r}")
+    n = 1
+    while level_scale(width, height, n) * min_face_size < TARGET_NET:
+        n += 1
     levels = []
-    scale = finest
-    while scale > coarse * LEVEL_RATIO ** 0.5:
-        levels.append(scale)
-        scale /= LEVEL_RATIO
+    while n > 1:
+        levels.append(n)
+        coarser = level_scale(width, height, n) / LEVEL_RATIO
+        n -= 1
+        while n > 1 and level_scale(width, height, n) > coarser:
+            n -= 1
     return levels
 
 
-def tiles(width: int, height: int, scale: float) -> list[View]:
-    """Square tiles magnifying the image by `scale`, overlapping by the
-    largest face this level is responsible for."""
-    side = NET / scale
-    overlap = min(MAX_NET / scale, side / 2)
+def tiles(width: int, height: int, n: int, flip: bool = False) -> list[View]:
+    """The views of tile level n, row by row."""
+    nx, ny = grid_shape(width, height, n)
     out = []
-    for y in _starts(height, side, overlap):
-        for x in _starts(width, side, overlap):
-            x1, y1 = min(x + side, width), min(y + side, height)
-            dst = (0, 0, max(1, round((x1 - x) * scale)), max(1, round((y1 - y) * scale)))
-            inner = (x > 0, y > 0, x1 < width, y1 < height)
-            out.append(View((x, y, x1, y1), dst, inner))
+    for y0, y1 in _spans(height, ny):
+        for x0, x1 in _spans(width, nx):
+            out.append(View((float(x0), float(y0), float(x1), float(y1)), (0, 0, NET, NET),
+                            (x0 > 0, y0 > 0, x1 < width, y1 < height), flip))
     return out
 
 
 def plan(width: int, height: int, min_face_size: float | None, pad: bool) -> list[View]:
-    """Every view one detect call runs, the plain whole-image view first."""
+    """Every view one detect call runs, the plain whole-image view first,
+    then the padded view (with ``pad``), then the tile levels, finest first."""
     views = [whole(width, height)]
     if pad:
         views.append(padded(width, height))
     if min_face_size is not None:
-        for scale in tile_levels(width, height, min_face_size):
-            views.extend(tiles(width, height, scale))
+        levels = tile_levels(width, height, min_face_size)
+        for i, n in enumerate(levels):
+            # counted from the whole view (not mirrored): mirrored, not, ...
+            views.extend(tiles(width, height, n, flip=(len(levels) - 1 - i) % 2 == 0))
     return views
 
 
-def need(views: list[View], width: int, height: int) -> tuple[int, int]:
+def need(views: Sequence[View], width: int, height: int) -> tuple[int, int]:
     """Pixels of the original a decoder must keep (per axis) so that no view
     is enlarged from a reduced decode more than from the original."""
     sx = max(v.scale[0] for v in views)
@@ -128,78 +190,144 @@ def need(views: list[View], width: int, height: int) -> tuple[int, int]:
     return (min(width, math.ceil(width * sx)), min(height, math.ceil(height * sy)))
 
 
-def to_original(view: View, boxes: np.ndarray) -> np.ndarray:
-    """Boxes (n x 4, xmin ymin xmax ymax in network-input pixels) of one view
-    in original pixels, clipped to the view's source rectangle."""
+def unflip(view: View, boxes_net: np.ndarray) -> np.ndarray:
+    """Boxes (n x 4, network px) of a view's input in the unmirrored input."""
+    out = np.array(boxes_net, dtype=np.float64).reshape(-1, 4)
+    if view.flip:
+        out[:, [0, 2]] = NET - out[:, [2, 0]]
+    return out
+
+
+def to_original(view: View, boxes_net: np.ndarray) -> np.ndarray:
+    """Boxes (n x 4, xmin ymin xmax ymax in network-input px, as found in the
+    view's possibly mirrored input) in original pixels, clipped to ``src``."""
     sx, sy = view.scale
-    out = np.empty_like(boxes, dtype=np.float64)
-    out[:, 0::2] = (boxes[:, 0::2] - view.dst[0]) / sx + view.src[0]
-    out[:, 1::2] = (boxes[:, 1::2] - view.dst[1]) / sy + view.src[1]
+    b = unflip(view, boxes_net)
+    out = np.empty_like(b)
+    out[:, 0::2] = (b[:, 0::2] - view.dst[0]) / sx + view.src[0]
+    out[:, 1::2] = (b[:, 1::2] - view.dst[1]) / sy + view.src[1]
     np.clip(out[:, 0::2], view.src[0], view.src[2], out=out[:, 0::2])
     np.clip(out[:, 1::2], view.src[1], view.src[3], out=out[:, 1::2])
     return out
 
 
-def is_cut(view: View, box_net: np.ndarray) -> bool:
-    """Whether a box (network pixels) touches an inner border of its tile."""
+def cut_mask(view: View, boxes_net: np.ndarray) -> np.ndarray:
+    """Which boxes (network px, as found) touch an inner border of the view."""
+    b = unflip(view, boxes_net)
     left, top, right, bottom = view.inner
     x0, y0, x1, y1 = view.dst
-    return bool((left and box_net[0] <= x0 + CUT_MARGIN) or (top and box_net[1] <= y0 + CUT_MARGIN)
-                or (right and box_net[2] >= x1 - CUT_MARGIN)
-                or (bottom and box_net[3] >= y1 - CUT_MARGIN))
+    return ((left & (b[:, 0] <= x0 + CUT_MARGIN)) | (top & (b[:, 1] <= y0 + CUT_MARGIN))
+            | (right & (b[:, 2] >= x1 - CUT_MARGIN)) | (bottom & (b[:, 3] >= y1 - CUT_MARGIN)))
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+def _overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[len(a) x len(b)] IoU, and the fraction of each box of a inside each of b."""
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]),
+                 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]),
+                 0, None)
     inter = ix * iy
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    cover = np.where(area_a[:, None] > 0, inter / np.where(area_a > 0, area_a, 1)[:, None], 0.0)
+    return iou, cover
 
 
-def _covered(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Fraction of `box` inside each of `boxes`."""
-    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
-    return ix * iy / area
+def levels_of(views: Sequence[View]) -> np.ndarray:
+    """A level id per view: views with the same scale and mirroring (the
+    tiles of one grid) share one."""
+    ids: dict[tuple[float, float, bool], int] = {}
+    return np.array([ids.setdefault((round(v.scale[0], 6), round(v.scale[1], 6), v.flip), len(ids))
+                     for v in views], dtype=np.int64)
 
 
-def merge(per_view: list[tuple[View, np.ndarray]], iou_threshold: float,
+def reliable(views: Sequence[View], box: np.ndarray) -> np.ndarray:
+    """Per view: whether it holds ``box`` (original px) whole - its centre
+    inside ``src`` and clear of inner borders - at a size in RELIABLE_NET."""
+    src = np.array([v.src for v in views], dtype=np.float64)
+    dst = np.array([v.dst for v in views], dtype=np.float64)
+    inner = np.array([v.inner for v in views], dtype=bool)
+    sx = (dst[:, 2] - dst[:, 0]) / (src[:, 2] - src[:, 0])
+    sy = (dst[:, 3] - dst[:, 1]) / (src[:, 3] - src[:, 1])
+    x0 = (box[0] - src[:, 0]) * sx + dst[:, 0]
+    y0 = (box[1] - src[:, 1]) * sy + dst[:, 1]
+    x1 = (box[2] - src[:, 0]) * sx + dst[:, 0]
+    y1 = (box[3] - src[:, 1]) * sy + dst[:, 1]
+    m = CUT_MARGIN
+    inside = ((~inner[:, 0] | (x0 > dst[:, 0] + m)) & (~inner[:, 1] | (y0 > dst[:, 1] + m))
+              & (~inner[:, 2] | (x1 < dst[:, 2] - m)) & (~inner[:, 3] | (y1 < dst[:, 3] - m)))
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    inside &= (cx >= src[:, 0]) & (cx <= src[:, 2]) & (cy >= src[:, 1]) & (cy <= src[:, 3])
+    size = np.maximum(x1 - x0, y1 - y0)
+    return inside & (size >= RELIABLE_NET[0]) & (size <= RELIABLE_NET[1])
+
+
+def merge(per_view: Sequence[tuple[View, np.ndarray]], iou_threshold: float,
           max_faces: int) -> np.ndarray:
-    """Faces of every view in original pixels, one per face.
+    """Faces of every view in original pixels, one row per face.
 
     ``per_view``: (view, rows) with rows n x 5 (xmin, ymin, xmax, ymax in
-    network pixels, score). Returns m x 5 in original pixels, best first.
+    network pixels of the view's input as the network saw it, i.e. mirrored
+    for a flipped view; score), e.g. one view's postprocessed detections.
+    ``iou_threshold``: NMS IoU for two boxes of one view (boxes of different
+    views are one face from min(iou_threshold, CROSS_VIEW_IOU)). Returns
+    m x 5 (xmin, ymin, xmax, ymax in original pixels, fused score), best
+    first, at most ``max_faces`` rows.
     """
-    boxes, scores, cut = [], [], []
-    for view, rows in per_view:
+    views = [v for v, _ in per_view]
+    boxes, scores, cut, vid = [], [], [], []
+    for k, (view, rows) in enumerate(per_view):
+        rows = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
         if not len(rows):
             continue
         boxes.append(to_original(view, rows[:, :4]))
         scores.append(rows[:, 4])
-        cut.extend(is_cut(view, r) for r in rows)
+        cut.append(cut_mask(view, rows[:, :4]))
+        vid.append(np.full(len(rows), k))
     if not boxes:
         return np.zeros((0, 5))
-    boxes_all = np.concatenate(boxes)
-    scores_all = np.concatenate(scores)
-    cut_all = np.array(cut)
-    # A cut box goes when a whole one (from any view) mostly contains it or
-    # overlaps it: that tile's neighbour, or a coarser view, saw the face.
-    keep = np.ones(len(boxes_all), bool)
-    whole_idx = np.flatnonzero(~cut_all)
-    for i in np.flatnonzero(cut_all):
-        if len(whole_idx) and np.any((_covered(boxes_all[i], boxes_all[whole_idx]) > 0.5)
-                                     | (_iou(boxes_all[i], boxes_all[whole_idx]) > 0.3)):
-            keep[i] = False
-    order = [i for i in np.argsort(-scores_all, kind="stable") if keep[i]]
-    kept: list[int] = []
-    for i in order:
-        if len(kept) >= max_faces:
-            break
-        if kept and np.any(_iou(boxes_all[i], boxes_all[kept]) > iou_threshold):
+    box = np.concatenate(boxes)
+    score = np.concatenate(scores)
+    is_cut = np.concatenate(cut)
+    view_of = np.concatenate(vid)
+    iou, cover = _overlaps(box, box)
+
+    # A cut box goes when a whole box (any view) mostly contains or overlaps
+    # it: that tile's neighbour, or a coarser view, saw the face whole.
+    alive = np.ones(len(box), dtype=bool)
+    if is_cut.any() and (~is_cut).any():
+        c, w = np.flatnonzero(is_cut), ~is_cut
+        held = ((cover[c][:, w] > CUT_COVER) | (iou[c][:, w] > CUT_IOU)).any(axis=1)
+        alive[c[held]] = False
+
+    level = levels_of(views)
+    level_of = level[view_of]
+    n_levels = int(level.max()) + 1
+    cross_iou = min(iou_threshold, CROSS_VIEW_IOU)
+    out: list[tuple[float, ...]] = []
+    fused_scores: list[float] = []
+    for i in np.flatnonzero(alive)[np.argsort(-score[alive], kind="stable")]:
+        if not alive[i]:
             continue
-        kept.append(i)
-    return np.column_stack([boxes_all[kept], scores_all[kept]]) if kept else np.zeros((0, 5))
+        # A group scores at most its best box: stop once max_faces groups
+        # already score at least as much as anything still to come.
+        if len(out) >= max_faces and np.partition(fused_scores, -max_faces)[-max_faces] >= score[i]:
+            break
+        same = np.where(view_of == view_of[i], iou_threshold, cross_iou)
+        group = np.flatnonzero(alive & (iou[i] > same))
+        group = np.union1d(group, [i])
+        alive[group] = False
+        best = np.zeros(n_levels)
+        np.maximum.at(best, level_of[group], score[group])
+        voters = np.zeros(n_levels, dtype=bool)
+        voters[level[reliable(views, box[i])]] = True
+        voters[level_of[i]] = True
+        fused = float(best[voters].mean())
+        w = score[group]
+        merged = (box[group] * w[:, None]).sum(axis=0) / w.sum() if w.sum() > 0 else box[i]
+        out.append((*merged, fused))
+        fused_scores.append(fused)
+    res = np.array(out, dtype=np.float64).reshape(-1, 5)
+    return res[np.argsort(-res[:, 4], kind="stable")][:max_faces]
