@@ -110,21 +110,32 @@ def padded(width: int, height: int, flip: bool = PAD_FLIP,
     return View((0.0, 0.0, float(width), float(height)), (lo, lo, lo + side, lo + side), flip=flip)
 
 
+def _side(length: int, n: int) -> int:
+    """Side (original px) of n equal tiles covering `length` whose neighbours
+    share at least MAX_NET network px once each tile is stretched to NET (2 px
+    more than the exact side make up for rounding the starts to whole pixels)."""
+    if n <= 1:
+        return length
+    return min(length, math.ceil(length * NET / (n * NET - (n - 1) * MAX_NET)) + 2)
+
+
 def _spans(length: int, n: int) -> list[tuple[int, int]]:
-    """n equal spans covering [0, length), neighbours sharing MAX_NET net px
-    once each span is stretched to NET."""
+    """n tiles (start, end) covering [0, length), evenly spaced."""
+    side = _side(length, n)
     if n <= 1:
         return [(0, length)]
-    side = min(length, math.ceil(length * NET / (n * NET - (n - 1) * MAX_NET)))
     starts = [round(i * (length - side) / (n - 1)) for i in range(n)]
     return [(s, s + side) for s in starts]
 
 
 def grid_shape(width: int, height: int, n: int) -> tuple[int, int]:
     """Tiles across and down of level n: n along the short side, and along
-    the long side enough that no tile is stretched more than STRETCH."""
+    the long side the fewest (>= n) that stretch no tile more than STRETCH
+    (longer side / shorter side, original px)."""
     short, long_ = min(width, height), max(width, height)
-    m = max(n, math.ceil(n * long_ / short / STRETCH - 1e-9))
+    m = n
+    while _side(long_, m) > STRETCH * _side(short, n):
+        m += 1
     return (m, n) if width >= height else (n, m)
 
 
@@ -278,6 +289,8 @@ def merge(per_view: Sequence[tuple[View, np.ndarray]], iou_threshold: float,
     """
     views = [v for v, _ in per_view]
     boxes, scores, cut, vid = [], [], [], []
+    if max_faces <= 0:
+        return np.zeros((0, 5))
     for k, (view, rows) in enumerate(per_view):
         rows = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
         if not len(rows):

@@ -56,11 +56,10 @@ def view_input(arr: np.ndarray, view: tiling.View) -> np.ndarray:
 def detect(det: ssdface.Detector, arr: np.ndarray, views: list[tiling.View],
            low: float = LOW, iou: float = NMS_IOU) -> np.ndarray:
     """Merged faces (m x 5, original px, fused score) of one image."""
-    xs = np.stack([view_input(arr, v) for v in views])
     per_view = []
     anchors = _core.anchors()
-    for s in range(0, len(views), 16):
-        b, l = det.forward(xs[s:s + 16])
+    for s in range(0, len(views), 16):  # batches of 16: bounded memory however many views
+        b, l = det.forward(np.stack([view_input(arr, v) for v in views[s:s + 16]]))
         for k in range(b.shape[0]):
             rows = _core.postprocess(b[k], l[k], anchors, low, iou, 1917, 300.0, 300.0)
             per_view.append((views[s + k], rows[:, :5]))
