@@ -41,6 +41,7 @@ or AP) between neighbouring settings: that is the noise of 121 faces.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,26 +51,39 @@ import numpy as np
 NET = 300  # network input side
 
 # The padded view's side, as a fraction of the input. A face is found up to
-# about 65% of the input side (portrait crops, measured), so 0.75 finds faces
-# up to ~87% of the frame; among 0.6-0.9 (mirrored or not) it gave the best
-# ge32 recall at precision >= 0.95 with the whole view (2 passes). Mirrored:
-# better than the plain padded view at 0.67, 0.7, 0.75, 0.85.
+# about 65% of the input side (crops of portrait_padded.jpg with the face
+# filling 50-100% of the frame, measured), so 0.75 finds faces filling up to
+# ~87% of the frame. With the whole view (2 passes), ge32 recall at 0.28
+# over fractions 0.6-0.9: 0.43-0.48, best at 0.75 mirrored (0.463, P 0.982)
+# and 0.85 mirrored; the draft's 0.5 cost precision (0.930 at 0.27).
 PAD_FRACTION = 0.75
+# Mirrored, the padded view is also flip test-time augmentation for the
+# faces both views can see: better than unmirrored at 0.67, 0.7, 0.75, 0.85.
 PAD_FLIP = True
 
-# Tiles. The model finds faces best at about 60-170 network px (a face of a
-# given size in original pixels is found more often magnified to ~100 px
-# than at 30-50), hence:
-TARGET_NET = 55.0  # a min_face_size face on the finest level, net px (geometric mean of the axes)
-MAX_NET = 100.0  # net px shared by neighbouring tiles: any face up to this lies whole in a tile
-STRETCH = 1.8  # longest tile side / shortest (the whole view stretches 16:9 photos as much)
+# Tiles. Found-rate of a face against its size in the view (half-overlapping
+# square tiles at 0.35-4x): a face of given original size is found more
+# often magnified to 60-170 network px than at 30-50 px (40-px faces: 60% at
+# 1x, 100% at 2x); faces under ~30 original px are rarely found at any
+# magnification (16-32 px: 0-7%). Hence:
+TARGET_NET = 55.0  # a min_face_size face on the finest level, net px (geometric
+# mean of the axes): 416x312 photos get 3x3 tiles for 32 px faces
+# (1.66 x 2.21 net px per px), then 2x2 (~1.2 x 1.6).
+MAX_NET = 100.0  # net px shared by neighbouring tiles (>= after rounding): any
+# face up to this lies whole in a tile. 80-120 tried: 100 best, 120 costs 22
+# passes on 416x312 photos for nothing.
+STRETCH = 1.8  # longest tile side / shortest (original px); the whole view
+# stretches 16:9 photos as much. 1.34 gave 4x3 tiles (20 passes) to 3:2 photos.
 LEVEL_RATIO = 1.3  # each tile level is at least this much finer in scale than the next coarser
-CUT_MARGIN = 4.0  # net px: a box this close to an inner tile border is cut (2 let a
-# clipped half face through on the group photo; 4-6 best on the dev set, 9+ loses faces)
+CUT_MARGIN = 4.0  # net px: a box this close to an inner tile border is cut (2 let
+# a clipped half face through on the group photo; 4-6 best, 9+ loses faces)
 
 # Merging.
-CROSS_VIEW_IOU = 0.3  # boxes of different views overlapping this much are one face
-RELIABLE_NET = (70.0, 160.0)  # face sizes (long side, net px) a level is expected to find
+CROSS_VIEW_IOU = 0.3  # boxes of different views this much overlapping are one
+# face (a face's boxes differ more between views than within one; 0.25-0.35
+# and 0.3-0.6 for boxes of one view gave the same thresholded figures)
+RELIABLE_NET = (70.0, 160.0)  # face sizes (long side, net px) a level is expected
+# to find, so whose silence counts against a face (60-160 and 70-180 worse)
 CUT_COVER = 0.5  # a cut box this much inside a whole box (any view) is that face
 CUT_IOU = 0.3  # ... or overlapping it this much
 
@@ -233,16 +247,15 @@ def cut_mask(view: View, boxes_net: np.ndarray) -> np.ndarray:
 
 def _overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[len(a) x len(b)] IoU, and the fraction of each box of a inside each of b."""
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]),
-                 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]),
-                 0, None)
+    a, b = a[:, None, :], b[None, :, :]
+    ix = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    iy = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - inter
     iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-    cover = np.where(area_a[:, None] > 0, inter / np.where(area_a > 0, area_a, 1)[:, None], 0.0)
+    cover = np.where(area_a > 0, inter / np.where(area_a > 0, area_a, 1), 0.0)
     return iou, cover
 
 
@@ -254,25 +267,35 @@ def levels_of(views: Sequence[View]) -> np.ndarray:
                      for v in views], dtype=np.int64)
 
 
-def reliable(views: Sequence[View], box: np.ndarray) -> np.ndarray:
-    """Per view: whether it holds ``box`` (original px) whole - its centre
-    inside ``src`` and clear of inner borders - at a size in RELIABLE_NET."""
-    src = np.array([v.src for v in views], dtype=np.float64)
-    dst = np.array([v.dst for v in views], dtype=np.float64)
-    inner = np.array([v.inner for v in views], dtype=bool)
+def _view_arrays(views: Sequence[View]) -> tuple[np.ndarray, ...]:
+    src = np.array([v.src for v in views], dtype=np.float64).reshape(-1, 4)
+    dst = np.array([v.dst for v in views], dtype=np.float64).reshape(-1, 4)
+    inner = np.array([v.inner for v in views], dtype=bool).reshape(-1, 4)
     sx = (dst[:, 2] - dst[:, 0]) / (src[:, 2] - src[:, 0])
     sy = (dst[:, 3] - dst[:, 1]) / (src[:, 3] - src[:, 1])
-    x0 = (box[0] - src[:, 0]) * sx + dst[:, 0]
-    y0 = (box[1] - src[:, 1]) * sy + dst[:, 1]
-    x1 = (box[2] - src[:, 0]) * sx + dst[:, 0]
-    y1 = (box[3] - src[:, 1]) * sy + dst[:, 1]
+    return src, dst, inner, sx, sy
+
+
+def reliable(views: Sequence[View], boxes: np.ndarray, _arrays=None) -> np.ndarray:
+    """[boxes x views] (or [views] for one box): whether the view holds the
+    box (original px) whole - its centre inside ``src``, clear of inner
+    borders - at a size (long side, net px) within RELIABLE_NET."""
+    src, dst, inner, sx, sy = _view_arrays(views) if _arrays is None else _arrays
+    b = np.asarray(boxes, dtype=np.float64)
+    one = b.ndim == 1
+    b = b.reshape(-1, 1, 4)
+    x0 = (b[..., 0] - src[:, 0]) * sx + dst[:, 0]
+    y0 = (b[..., 1] - src[:, 1]) * sy + dst[:, 1]
+    x1 = (b[..., 2] - src[:, 0]) * sx + dst[:, 0]
+    y1 = (b[..., 3] - src[:, 1]) * sy + dst[:, 1]
     m = CUT_MARGIN
-    inside = ((~inner[:, 0] | (x0 > dst[:, 0] + m)) & (~inner[:, 1] | (y0 > dst[:, 1] + m))
-              & (~inner[:, 2] | (x1 < dst[:, 2] - m)) & (~inner[:, 3] | (y1 < dst[:, 3] - m)))
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    inside &= (cx >= src[:, 0]) & (cx <= src[:, 2]) & (cy >= src[:, 1]) & (cy <= src[:, 3])
+    ok = ((~inner[:, 0] | (x0 > dst[:, 0] + m)) & (~inner[:, 1] | (y0 > dst[:, 1] + m))
+          & (~inner[:, 2] | (x1 < dst[:, 2] - m)) & (~inner[:, 3] | (y1 < dst[:, 3] - m)))
+    cx, cy = (b[..., 0] + b[..., 2]) / 2, (b[..., 1] + b[..., 3]) / 2
+    ok &= (cx >= src[:, 0]) & (cx <= src[:, 2]) & (cy >= src[:, 1]) & (cy <= src[:, 3])
     size = np.maximum(x1 - x0, y1 - y0)
-    return inside & (size >= RELIABLE_NET[0]) & (size <= RELIABLE_NET[1])
+    ok &= (size >= RELIABLE_NET[0]) & (size <= RELIABLE_NET[1])
+    return ok[0] if one else ok
 
 
 def merge(per_view: Sequence[tuple[View, np.ndarray]], iou_threshold: float,
@@ -305,42 +328,84 @@ def merge(per_view: Sequence[tuple[View, np.ndarray]], iou_threshold: float,
     score = np.concatenate(scores)
     is_cut = np.concatenate(cut)
     view_of = np.concatenate(vid)
-    iou, cover = _overlaps(box, box)
 
     # A cut box goes when a whole box (any view) mostly contains or overlaps
     # it: that tile's neighbour, or a coarser view, saw the face whole.
+    # (Overlaps are computed in slices: a plan of hundreds of tiles has tens
+    # of thousands of low-threshold boxes.)
     alive = np.ones(len(box), dtype=bool)
-    if is_cut.any() and (~is_cut).any():
-        c, w = np.flatnonzero(is_cut), ~is_cut
-        held = ((cover[c][:, w] > CUT_COVER) | (iou[c][:, w] > CUT_IOU)).any(axis=1)
-        alive[c[held]] = False
+    cut_idx, whole_idx = np.flatnonzero(is_cut), np.flatnonzero(~is_cut)
+    if len(whole_idx):
+        for s in range(0, len(cut_idx), 256):
+            c = cut_idx[s:s + 256]
+            iou, cover = _overlaps(box[c], box[whole_idx])
+            alive[c[((cover > CUT_COVER) | (iou > CUT_IOU)).any(axis=1)]] = False
 
+    # Greedy grouping, best box first: a group is its leader and the alive
+    # boxes overlapping it (same view: iou_threshold; other views:
+    # CROSS_VIEW_IOU). Groups are formed until max_faces of them score at
+    # least as much as any leader still to come (a group scores at most its
+    # leader), so that fusion cannot change the top max_faces.
     level = levels_of(views)
     level_of = level[view_of]
-    n_levels = int(level.max()) + 1
+    arrays = _view_arrays(views)
     cross_iou = min(iou_threshold, CROSS_VIEW_IOU)
-    out: list[tuple[float, ...]] = []
-    fused_scores: list[float] = []
-    for i in np.flatnonzero(alive)[np.argsort(-score[alive], kind="stable")]:
-        if not alive[i]:
-            continue
-        # A group scores at most its best box: stop once max_faces groups
-        # already score at least as much as anything still to come.
-        if len(out) >= max_faces and np.partition(fused_scores, -max_faces)[-max_faces] >= score[i]:
+    area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+    leaders: list[int] = []
+    members: list[np.ndarray] = []
+    fused: list[float] = []
+    top: list[float] = []  # min-heap of the best max_faces fused scores so far
+    batch = 64  # fusion scored for this many groups at a time
+    order = np.flatnonzero(alive)[np.argsort(-score[alive], kind="stable")]
+    k = 0
+    while k < len(order):
+        new: list[int] = []
+        while k < len(order) and len(new) < batch:
+            i = order[k]
+            k += 1
+            if not alive[i]:
+                continue
+            cand = np.flatnonzero(alive)
+            b, lead_box = box[cand], box[i]
+            ix = np.minimum(b[:, 2], lead_box[2]) - np.maximum(b[:, 0], lead_box[0])
+            iy = np.minimum(b[:, 3], lead_box[3]) - np.maximum(b[:, 1], lead_box[1])
+            inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
+            union = area[cand] + area[i] - inter
+            same = view_of[cand] == view_of[i]
+            take = inter > np.where(same, iou_threshold, cross_iou) * union
+            take[np.searchsorted(cand, i)] = True
+            group = cand[take]
+            alive[group] = False
+            leaders.append(i)
+            members.append(group)
+            new.append(len(leaders) - 1)
+        if not new:
             break
-        same = np.where(view_of == view_of[i], iou_threshold, cross_iou)
-        group = np.flatnonzero(alive & (iou[i] > same))
-        group = np.union1d(group, [i])
-        alive[group] = False
-        best = np.zeros(n_levels)
-        np.maximum.at(best, level_of[group], score[group])
-        voters = np.zeros(n_levels, dtype=bool)
-        voters[level[reliable(views, box[i])]] = True
-        voters[level_of[i]] = True
-        fused = float(best[voters].mean())
+        # fused score: mean over the voting levels of each level's best score
+        lead = np.array([leaders[g] for g in new], dtype=np.int64)
+        votes = np.zeros((len(new), int(level.max()) + 1), dtype=bool)
+        rel = reliable(views, box[lead], arrays)
+        rows_, cols = np.nonzero(rel)
+        votes[rows_, level[cols]] = True
+        votes[np.arange(len(new)), level_of[lead]] = True
+        best = np.zeros_like(votes, dtype=np.float64)
+        gid = np.concatenate([np.full(len(members[g]), j) for j, g in enumerate(new)])
+        mem = np.concatenate([members[g] for g in new])
+        np.maximum.at(best, (gid, level_of[mem]), score[mem])
+        for f in ((best * votes).sum(axis=1) / votes.sum(axis=1)).tolist():
+            fused.append(f)
+            if len(top) < max_faces:
+                heapq.heappush(top, f)
+            elif f > top[0]:
+                heapq.heapreplace(top, f)
+        # anything still to come scores at most the next leader's box
+        nxt = next((order[q] for q in range(k, len(order)) if alive[order[q]]), None)
+        if nxt is None or (len(top) >= max_faces and top[0] >= score[nxt]):
+            break
+    out = []
+    for i, group, f in zip(leaders, members, fused):
         w = score[group]
         merged = (box[group] * w[:, None]).sum(axis=0) / w.sum() if w.sum() > 0 else box[i]
-        out.append((*merged, fused))
-        fused_scores.append(fused)
+        out.append((*merged, f))
     res = np.array(out, dtype=np.float64).reshape(-1, 5)
     return res[np.argsort(-res[:, 4], kind="stable")][:max_faces]

@@ -260,8 +260,8 @@ def test_level_agreement_scores():
     assert len(out) == 1 and out[0, 4] == pytest.approx(0.9 / 2)
     # a face no other view holds reliably keeps its score
     big = (10.0, 10.0, 300.0, 300.0)
-    out = T.merge([(views[0], rows(net_box(views[0], big, 0.8)))] + [(v, rows()) for v in views[1:]],
-                  0.6, 100)
+    alone = [(views[0], rows(net_box(views[0], big, 0.8)))] + [(v, rows()) for v in views[1:]]
+    out = T.merge(alone, 0.6, 100)
     assert out[0, 4] == pytest.approx(0.8)
 
 
@@ -274,7 +274,8 @@ def test_fused_scores_never_exceed_the_best_box():
         n = 20
         xy = rng.uniform(0, 260, (n, 2))
         wh = rng.uniform(5, 120, (n, 2))
-        per_view.append((v, np.column_stack([xy, np.minimum(xy + wh, NET), rng.uniform(0.01, 1, n)])))
+        scores = rng.uniform(0.01, 1, n)
+        per_view.append((v, np.column_stack([xy, np.minimum(xy + wh, NET), scores])))
     best = max(r[:, 4].max() for _, r in per_view)
     out = T.merge(per_view, 0.6, 1917)
     assert len(out) and out[:, 4].max() <= best + 1e-12

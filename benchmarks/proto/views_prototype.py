@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
 import accuracy as A  # noqa: E402
+
 import ssdface  # noqa: E402
 from ssdface import _core, tiling  # noqa: E402
 
@@ -59,9 +60,9 @@ def detect(det: ssdface.Detector, arr: np.ndarray, views: list[tiling.View],
     per_view = []
     anchors = _core.anchors()
     for s in range(0, len(views), 16):  # batches of 16: bounded memory however many views
-        b, l = det.forward(np.stack([view_input(arr, v) for v in views[s:s + 16]]))
-        for k in range(b.shape[0]):
-            rows = _core.postprocess(b[k], l[k], anchors, low, iou, 1917, 300.0, 300.0)
+        enc, logits = det.forward(np.stack([view_input(arr, v) for v in views[s:s + 16]]))
+        for k in range(enc.shape[0]):
+            rows = _core.postprocess(enc[k], logits[k], anchors, low, iou, 1917, 300.0, 300.0)
             per_view.append((views[s + k], rows[:, :5]))
     return tiling.merge(per_view, iou, 1917)
 
@@ -101,7 +102,7 @@ def checks(det: ssdface.Detector, planner, shared: Path, threshold: float) -> li
     grey = np.abs(portrait.astype(int) - portrait[0, 0].astype(int)).max(axis=2) > 20
     ys, xs = np.nonzero(grey)
     closeup = np.ascontiguousarray(portrait[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
-    photos = [("close-up %dx%d" % closeup.shape[1::-1], closeup)]
+    photos = [(f"close-up {closeup.shape[1]}x{closeup.shape[0]}", closeup)]
     for name in ("portrait_padded", "group_selfie", "foliage_no_face"):
         photos.append((name, A.decode(shared / "images" / f"{name}.jpg")))
     for name, arr in photos:
@@ -109,13 +110,14 @@ def checks(det: ssdface.Detector, planner, shared: Path, threshold: float) -> li
         views = planner(w, h)
         m = detect(det, arr, views)
         m = m[m[:, 4] >= threshold]
-        boxes = " ".join("(%d,%d,%d,%d) %.2f" % (*np.round(r[:4]), r[4]) for r in m)
+        boxes = " ".join("({:.0f},{:.0f},{:.0f},{:.0f}) {:.2f}".format(*r) for r in m)
         lines.append(f"  {name}: {len(m)} face(s), {len(views)} passes  {boxes}")
     return lines
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("configs", nargs="+", help="defaults | whole | mfsN")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     ap.add_argument("--sweep", action="store_true")
@@ -148,23 +150,27 @@ def main(argv=None) -> int:
         passes = np.array(passes)
         widths = np.array([im.width for im in images])
         rep = evaluate(images, results, args.threshold)
-        by_shape = {}
+        by_shape: dict[str, list[int]] = {}
         for im, p in zip(images, passes):
-            key = "landscape" if im.width >= im.height else "portrait"
-            by_shape.setdefault((im.width == 416, key), []).append(p)
-        print(f"== {cfg}: passes/image {passes.mean():.2f} (416-px-wide: {passes[widths == 416].mean():.2f},"
-              f" max {passes[widths == 416].max()}; 1024-px: {passes[widths != 416].max()})"
-              f"  {len(images) / seconds:.2f} images/s ({seconds / passes.sum() * 1000:.0f} ms/pass,"
-              f" load {os.getloadavg()[0]:.1f})")
+            by_shape.setdefault(f"{im.width}x{im.height}", []).append(int(p))
+        narrow = passes[widths == 416]
+        print(f"== {cfg}: passes/image {passes.mean():.2f} (416-px-wide: mean {narrow.mean():.2f},"
+              f" max {narrow.max()}; the 1024-px photo: {passes[widths != 416].max()})"
+              f"  {len(images) / seconds:.2f} images/s"
+              f" ({seconds / passes.sum() * 1000:.0f} ms/pass, load {os.getloadavg()[0]:.1f})")
+        common = sorted(by_shape.items(), key=lambda kv: -len(kv[1]))[:4]
+        print("  passes by size: " + ", ".join(f"{k}: {v[0]} ({len(v)} photos)" for k, v in common))
         for name in ("all", "ge32"):
             r = rep[name]
             at = r["at"]
-            print(f"  {name:4s} AP {r['ap']:.3f} (low-threshold recall {r['reach']:.3f})  "
-                  f"@{args.threshold}: R {at['recall']:.3f} P {at['precision']:.3f} F1 {at['f1']:.3f}"
-                  f" ({at['hits']} hits, {at['false_positives']} FP of {r['n']})")
+            print(f"  {name:4s} AP {r['ap']:.3f} (low-threshold recall {r['reach']:.3f})"
+                  f"  @{args.threshold}: R {at['recall']:.3f} P {at['precision']:.3f}"
+                  f" F1 {at['f1']:.3f} ({at['hits']} hits, {at['false_positives']} FP"
+                  f" of {r['n']})")
         hits, faces = rep["buckets"]
-        print("  bucket recall @%s: " % args.threshold + "  ".join(
-            f"{lab} {h / max(f, 1):.2f} ({h}/{f})" for lab, h, f in zip(A.BUCKET_LABELS, hits, faces)))
+        print(f"  bucket recall @{args.threshold}: " + "  ".join(
+            f"{lab} {h / max(f, 1):.2f} ({h}/{f})"
+            for lab, h, f in zip(A.BUCKET_LABELS, hits, faces)))
         if args.sweep:
             print("  sweep (ge32): threshold R P F1 hits FP")
             for row in rep["ge32"]["sweep"]:
