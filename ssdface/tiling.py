@@ -115,13 +115,15 @@ def whole(width: int, height: int, flip: bool = False) -> View:
     return View((0.0, 0.0, float(width), float(height)), (0, 0, NET, NET), flip=flip)
 
 
-def padded(width: int, height: int, flip: bool = PAD_FLIP,
+def padded(width: int, height: int, flip: bool | None = None,
            fraction: float | None = None) -> View:
     """The whole image stretched into the centre ``fraction`` (default
-    PAD_FRACTION) of the input, grey around it."""
+    PAD_FRACTION) of the input, grey around it, mirrored if ``flip``
+    (default PAD_FLIP)."""
     side = round(NET * (PAD_FRACTION if fraction is None else fraction))
     lo = (NET - side) // 2
-    return View((0.0, 0.0, float(width), float(height)), (lo, lo, lo + side, lo + side), flip=flip)
+    return View((0.0, 0.0, float(width), float(height)), (lo, lo, lo + side, lo + side),
+                flip=PAD_FLIP if flip is None else flip)
 
 
 def _side(length: int, n: int) -> int:
@@ -154,8 +156,8 @@ def grid_shape(width: int, height: int, n: int) -> tuple[int, int]:
 
 
 def level_scale(width: int, height: int, n: int) -> float:
-    """Network px per original px of level n (geometric mean of x and y);
-    level 1 is the whole view."""
+    """Network px per original px of level n (geometric mean of x and y,
+    before the tiles' rounding to whole pixels); level 1 is the whole view."""
     if n <= 1:
         return math.sqrt(NET / width * NET / height)
     nx, ny = grid_shape(width, height, n)
