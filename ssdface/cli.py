@@ -8,13 +8,15 @@
 
 ``detect`` reads files, folders and ``-`` (paths on standard input) and writes
 one record per image, in input order. With ``--jobs N`` (default: one per
-CPU) the images are shared out to N worker processes, each with its own
-:class:`~ssdface.Detector`; the results are put back in input order. The
-workers are started with ``forkserver`` where the platform has it (a clean,
+CPU, at least 16 images each) N processes share the images out in small
+chunks, each with its own :class:`~ssdface.Detector`: N - 1 workers and this
+process, which starts on the images at once while the workers start and does
+its share after; the records are put back in input order. The workers are
+started with ``forkserver`` where the platform has it (a clean,
 single-threaded server process forks them, so they never inherit this
 process's threads or locks; ssdface is imported once, in the server), else
-with ``spawn``. With one job the images are read in this process, the next one
-decoded on a background thread while the current one is detected.
+with ``spawn``. With one job the next image is decoded on a background thread
+while the current one is detected.
 """
 
 from __future__ import annotations
@@ -152,7 +154,8 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("--json", dest="format", action="store_const", const="json",
                         help=argparse.SUPPRESS)  # the old spelling of --format json
     detect.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
-                        help=f"worker processes (default: one per CPU, here {default_jobs()})")
+                        help=f"processes detecting (default: one per CPU, here "
+                        f"{default_jobs()}, with at least 16 images each)")
     detect.add_argument("--threads", type=_positive_int, default=1, metavar="N",
                         help="threads each worker's detector runs on (default 1)")
     detect.add_argument("--weights", metavar="PATH",
@@ -408,10 +411,10 @@ def _init_worker(pickled_detector: bytes, margin: float, inputs: frozenset[str])
         _worker_error = exc
 
 
-def _work(task: Task) -> dict[str, Any]:
+def _work(tasks: list[Task]) -> list[dict[str, Any]]:
     if _worker_job is None:
         raise RuntimeError(f"a worker could not build its detector: {_worker_error}")
-    return _worker_job(task)
+    return [_worker_job(task) for task in tasks]
 
 
 def _mp_context() -> Any:
@@ -429,26 +432,106 @@ def _mp_context() -> Any:
 
 def _chunksize(count: int, jobs: int) -> int:
     # Small chunks: an image is ~10-50 ms of work, a chunk's transfer well
-    # under a millisecond; small chunks keep the workers evenly loaded to the
-    # end and the records streaming.
+    # under a millisecond; small chunks keep the processes evenly loaded to
+    # the end and the records streaming.
     return max(1, min(4, count // (jobs * 8)))
 
 
-def _run_pool(detector: Detector, job: _Job, tasks: list[Task], jobs: int
-              ) -> Iterator[dict[str, Any]]:
-    import pickle
+def _run_parallel(detector: Detector, job: _Job, tasks: list[Task], jobs: int
+                  ) -> Iterator[dict[str, Any]]:
+    """``jobs`` processes at work: ``jobs - 1`` workers, and this process.
 
-    ctx = _mp_context()
-    pool = ctx.Pool(jobs, initializer=_init_worker,
-                    initargs=(pickle.dumps(detector), job.margin, job.inputs))
+    The workers start on a background thread (a new interpreter importing
+    numpy and ssdface takes about as long as 20-30 images), while this
+    process already works through the chunks. Once they run, each worker has
+    two chunks queued and this process takes the next chunk itself; when
+    everything is handed out, it redoes the last chunks still queued rather
+    than wait (results are the same whoever computes them, the first one in
+    is kept). Records come out in input order."""
+    import pickle
+    import queue
+    import threading
+
+    size = _chunksize(len(tasks), jobs)
+    chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    workers = jobs - 1
+    started: dict[str, Any] = {}
+
+    def start_pool() -> None:
+        # The server and workers start with SIGINT blocked (the mask of the
+        # thread that starts them): a terminal's Ctrl-C reaches the whole
+        # process group, this process stops them, they print no traceback.
+        try:
+            if hasattr(signal, "pthread_sigmask"):
+                from multiprocessing import resource_tracker
+
+                # Started first: starting it unblocks SIGINT in this thread.
+                resource_tracker.ensure_running()
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            started["pool"] = _mp_context().Pool(
+                workers, initializer=_init_worker,
+                initargs=(pickle.dumps(detector), job.margin, job.inputs))
+        except BaseException as exc:  # noqa: B036 - raised by the main thread
+            started["error"] = exc
+
+    starter = threading.Thread(target=start_pool, name="ssdface-pool-start", daemon=True)
+    starter.start()
+    finished: queue.SimpleQueue[tuple[int, Any, Any]] = queue.SimpleQueue()
+    done: dict[int, list[dict[str, Any]]] = {}
+    queued: set[int] = set()  # chunks in the pool, not back yet
+    given = emitted = 0  # chunks handed out (to the pool or here), written
+
+    def collect(block: bool) -> None:
+        while True:
+            try:
+                index, records, error = finished.get(block=block, timeout=0.05 if block
+                                                     else None)
+            except queue.Empty:
+                return
+            if error is not None:
+                raise error
+            queued.discard(index)
+            done.setdefault(index, records)
+            block = False
+
     try:
-        yield from pool.imap(_work, tasks, chunksize=_chunksize(len(tasks), jobs))
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
+        while emitted < len(chunks):
+            if "error" in started:
+                # No worker processes here (no semaphores, a sandbox...):
+                # this process does the rest.
+                print(f"ssdface: warning: cannot start worker processes "
+                      f"({started.pop('error')}); going on in one process", file=sys.stderr)
+            pool = started.get("pool")
+            while pool is not None and given < len(chunks) and len(queued) < 2 * workers:
+                pool.apply_async(_work, (chunks[given],),
+                                 callback=lambda r, i=given: finished.put((i, r, None)),
+                                 error_callback=lambda e, i=given: finished.put((i, None, e)))
+                queued.add(given)
+                given += 1
+            collect(block=False)
+            while emitted in done:
+                yield from done.pop(emitted)
+                emitted += 1
+            if emitted >= len(chunks):
+                break
+            if given < len(chunks):  # work left to hand out: a chunk here
+                done[given] = [job(task) for task in chunks[given]]
+                given += 1
+                continue
+            todo = [i for i in queued if i not in done]
+            if len(todo) > 1:
+                # The workers have more than one chunk to go: this process
+                # takes the last one.
+                steal = max(todo)
+                done[steal] = [job(task) for task in chunks[steal]]
+            else:
+                collect(block=True)
     finally:
-        pool.join()
+        starter.join()
+        pool = started.get("pool")
+        if pool is not None:
+            pool.terminate()  # all records are in (or we stop): drop redone chunks
+            pool.join()
 
 
 def _run_inline(job: _Job, tasks: list[Task], prefetch: int = 2) -> Iterator[dict[str, Any]]:
@@ -621,11 +704,16 @@ def _detect(args: argparse.Namespace) -> int:
         inputs = frozenset(os.path.realpath(p) for p, e in items if e is None) if outputs \
             else frozenset()
         job = _Job(detector, args.margin, inputs)
-        jobs = min(args.jobs or default_jobs(), len(tasks))
+        # Explicit --jobs: that many processes (at most one per image). By
+        # default, one per CPU but at least 16 images each: starting a worker
+        # costs about 20-30 images' work, a few images run best here.
+        jobs = min(args.jobs, len(tasks)) if args.jobs else min(default_jobs(),
+                                                                  len(tasks) // 16)
         writer = _Writer(args.format, sys.stdout, sys.stderr)
         progress = _Progress(len(tasks),
                              not args.quiet and (args.progress or sys.stderr.isatty()))
-        records = _run_pool(detector, job, tasks, jobs) if jobs > 1 else _run_inline(job, tasks)
+        records = (_run_parallel(detector, job, tasks, jobs) if jobs > 1
+                   else _run_inline(job, tasks))
         try:
             for record in records:
                 images += 1

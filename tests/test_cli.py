@@ -289,6 +289,24 @@ def test_jobs_2_with_threads_draw_and_crop(tmp_path, small, blob):
                      "b/img.jpg", "b/img_face0.jpg"]
 
 
+def test_no_worker_processes_goes_on_in_one(tmp_path, small, blob, expected, capsys,
+                                           monkeypatch):
+    """Where processes cannot be started, the work is done in this one."""
+    from ssdface import cli
+
+    def no_processes():
+        raise OSError("no semaphores here")
+
+    monkeypatch.setattr(cli, "_mp_context", no_processes)
+    lay_out(tmp_path, small, {f"{i}.jpg": "portrait" for i in range(6)})
+    monkeypatch.chdir(tmp_path)
+    assert main(["detect", ".", "--jobs", "3", "-f", "jsonl", "--weights", str(blob)]) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["faces"] for line in out.splitlines()] == [expected["portrait"]] * 6
+    assert err.startswith("ssdface: warning: cannot start worker processes (no semaphores here); "
+                          "going on in one process\n")
+
+
 # --- --draw and --crop ---------------------------------------------------------------------------
 
 def test_draw_and_crop_mirror_relative_paths(tmp_path, small, blob, expected):

@@ -45,7 +45,7 @@ except KeyboardInterrupt:
 @pytest.mark.parametrize(("jobs", "group"), [([], False), (["--jobs", "1"], False),
                                              (["--jobs", "2"], False), (["--jobs", "2"], True)],
                          ids=["default-jobs", "jobs-1", "jobs-2", "jobs-2-terminal"])
-def test_ctrl_c_stops_the_cli_between_files(shared_dir, jobs, group):
+def test_ctrl_c_stops_the_cli_between_files(shared_dir, weights_dir, jobs, group):
     """In this process (one job) and with worker processes: exit 130, no
     traceback from the command or its workers, within seconds. ``group``:
     SIGINT to the whole process group, workers included, as a terminal's
@@ -54,7 +54,8 @@ def test_ctrl_c_stops_the_cli_between_files(shared_dir, jobs, group):
     files = [photo] * 500  # several seconds of work
     proc = subprocess.Popen([sys.executable, "-m", "ssdface", "detect", *files, *jobs],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=group)
+                            start_new_session=group,
+                            env=dict(os.environ, SSDFACE_WEIGHTS=str(weights_dir)))
     first = proc.stdout.readline()  # the first face of the first image
     assert photo in first
     if group:
