@@ -33,6 +33,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
@@ -315,6 +316,8 @@ def _read_error(path: str, exc: BaseException) -> str:
         return message
     if isinstance(exc, OSError) and exc.strerror:
         return f"cannot read image {path}: {exc.strerror}"
+    if not isinstance(exc, (OSError, ValueError, TypeError)):  # a decoder's own error
+        message = f"{type(exc).__name__}: {message}"
     return f"cannot read image {path}: {message}"
 
 
@@ -353,7 +356,9 @@ class _Job:
             return task, None, error
         try:
             return task, decode(path), None
-        except (OSError, ValueError, TypeError) as exc:
+        except ImportError:  # no Pillow: nothing can be read
+            raise
+        except Exception as exc:  # noqa: BLE001 - one odd file must not stop a run
             return task, None, _read_error(path, exc)
 
     def finish(self, task: Task, decoded: Any, error: str | None) -> dict[str, Any]:
@@ -539,17 +544,14 @@ def _run_inline(job: _Job, tasks: list[Task], prefetch: int = 2) -> Iterator[dic
     the current one is detected (Pillow and the engine both release the GIL)."""
     executor = ThreadPoolExecutor(1, thread_name_prefix="ssdface-decode")
     try:
-        pending: deque[Any] = deque()
         todo = iter(tasks)
-        for task in todo:
-            pending.append(executor.submit(job.read, task))
-            if len(pending) >= prefetch:
-                break
+        pending: deque[Any] = deque(executor.submit(job.read, task)
+                                    for task in islice(todo, prefetch))
         while pending:
             read = pending.popleft().result()
-            for task in todo:
+            task = next(todo, None)
+            if task is not None:
                 pending.append(executor.submit(job.read, task))
-                break
             yield job.finish(*read)
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
@@ -699,7 +701,7 @@ def _detect(args: argparse.Namespace) -> int:
     try:
         outputs = [d for d in (args.draw, args.crop) if d]
         items = collect_inputs(args.paths, args.recursive,
-                               sys.stdin if "-" in args.paths else (), skip=outputs)
+                               (sys.stdin or ()) if "-" in args.paths else (), skip=outputs)
         tasks = _tasks(items, args.draw, args.crop)
         inputs = frozenset(os.path.realpath(p) for p, e in items if e is None) if outputs \
             else frozenset()
