@@ -621,9 +621,11 @@ class _Progress:
             self.bar = tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True,
                             leave=False, smoothing=0.1)
 
-    def writing(self) -> Any:
-        """Context for writing to the terminal without garbling the bar."""
-        if self.bar is None or not self.stdout_is_terminal:
+    def writing(self, to_stderr: bool) -> Any:
+        """Context for writing a record without garbling the bar: it is
+        cleared when the record goes to the terminal (stdout is one, or an
+        error line goes to stderr)."""
+        if self.bar is None or not (self.stdout_is_terminal or to_stderr):
             import contextlib
 
             return contextlib.nullcontext()
@@ -721,7 +723,7 @@ def _detect(args: argparse.Namespace) -> int:
                 images += 1
                 faces += len(record.get("faces", ()))
                 errors += "error" in record
-                with progress.writing():
+                with progress.writing(args.format == "text" and "error" in record):
                     writer.write(record)
                 progress.update()
         finally:
@@ -785,7 +787,15 @@ def _info(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ssdface`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # detect's paths may come between options (`detect a -r b`): argparse
+        # takes the first run of them, the others are left over, in order.
+        if args.command == "detect" and not any(e.startswith("-") and e != "-" for e in extra):
+            args.paths += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         commands = {"detect": _detect, "pack": _pack, "export": _export, "info": _info}
         return commands[args.command](args)

@@ -116,6 +116,14 @@ def test_named_files_are_read_whatever_their_extension(tmp_path, small, blob, ex
         ("raw.dat", expected["group"]), ("noext", expected["portrait"])]
 
 
+def test_paths_between_options(tmp_path, small, blob):
+    lay_out(tmp_path, small, {"a/1.jpg": "portrait", "b/c/2.jpg": "group", "z.jpg": "foliage"})
+    proc = run(["detect", "z.jpg", "-r", "b", "-f", "jsonl", "a", "--threshold", "0.5", "-",
+                "--jobs", "1"], cwd=tmp_path, blob=blob, stdin="a/1.jpg\n")
+    assert proc.returncode == 0, proc.stderr
+    assert [r["image"] for r in jsonl(proc)] == ["z.jpg", "b/c/2.jpg", "a/1.jpg", "a/1.jpg"]
+
+
 def test_recursive_descends_in_name_order(tmp_path, small, blob):
     lay_out(tmp_path, small, {
         "top/m.jpg": "portrait", "top/b/x.jpg": "group", "top/a/y.jpg": "foliage",
