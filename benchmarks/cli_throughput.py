@@ -8,6 +8,7 @@ it (interpreter start, worker start and detector builds included). Runs of
 the job counts are interleaved and each is repeated (median of 3).
 
     python benchmarks/cli_throughput.py [--images 200] [--jobs 1 2] [--runs 3] [--profile]
+                                        [--wait-load L]
 
 Prints a markdown table: jobs, images, seconds, images/s, ratio to the first
 job count, and the CPU seconds all the command's processes used (Linux; a
@@ -189,6 +190,17 @@ def _ping(i: int) -> int:
 SUBREAPER = False
 
 
+def wait_for_quiet(limit: float, max_seconds: float) -> None:
+    """Sleep until the 1-minute load average is below ``limit`` (at most ``max_seconds``)."""
+    start = time.monotonic()
+    while os.getloadavg()[0] >= limit:
+        if time.monotonic() - start >= max_seconds:
+            print(f"# load average still {os.getloadavg()[0]:.2f} after {max_seconds:g} s; "
+                  "measuring anyway", file=sys.stderr)
+            return
+        time.sleep(5.0)
+
+
 def main() -> None:
     global SUBREAPER
     SUBREAPER = _become_subreaper()
@@ -198,7 +210,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--weights")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--wait-load", type=float, metavar="L",
+                        help="first wait until the 1-minute load average is below L")
+    parser.add_argument("--wait-max", type=float, default=600.0, metavar="S",
+                        help="wait at most S seconds for --wait-load (default 600)")
     args = parser.parse_args()
+    if args.wait_load is not None:
+        wait_for_quiet(args.wait_load, args.wait_max)
 
     with tempfile.TemporaryDirectory(prefix="ssdface-bench-") as tmp:
         tmp = Path(tmp)
