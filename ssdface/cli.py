@@ -507,13 +507,13 @@ def _run_parallel(detector: Detector, job: _Job, tasks: list[Task], jobs: int
                 print(f"ssdface: warning: cannot start worker processes "
                       f"({started.pop('error')}); going on in one process", file=sys.stderr)
             pool = started.get("pool")
+            collect(block=False)
             while pool is not None and given < len(chunks) and len(queued) < 2 * workers:
                 pool.apply_async(_work, (chunks[given],),
                                  callback=lambda r, i=given: finished.put((i, r, None)),
                                  error_callback=lambda e, i=given: finished.put((i, None, e)))
                 queued.add(given)
                 given += 1
-            collect(block=False)
             while emitted in done:
                 yield from done.pop(emitted)
                 emitted += 1
