@@ -407,6 +407,8 @@ static int check_view(const ssdf_view *v, int i, int n, ssdf_error *err) {
         return ssdf_fail(err, SSDF_ERR_VALUE, "%sdestination (x0 %d, y0 %d, x1 %d, y1 %d) is "
                          "not a non-empty rectangle inside the %dx%d input", who, v->x0, v->y0,
                          v->x1, v->y1, SSDF_INPUT_SIZE, SSDF_INPUT_SIZE);
+    if (v->flip != 0 && v->flip != 1)
+        return ssdf_fail(err, SSDF_ERR_VALUE, "%sflip must be 0 or 1, got %d", who, v->flip);
     if (!(v->box_width == 0.0f || (isfinite(v->box_width) && v->box_width > 0.0f)) ||
         !(v->box_height == 0.0f || (isfinite(v->box_height) && v->box_height > 0.0f)))
         return ssdf_fail(err, SSDF_ERR_VALUE, "%sbox frame %g x %g must be positive and finite "
@@ -418,6 +420,16 @@ static int check_view(const ssdf_view *v, int i, int n, ssdf_error *err) {
 static int plan_view(ssdf_resize_plan *plan, const ssdf_view *v, int nthreads, ssdf_error *err) {
     return ssdf_resize_plan_init(plan, v->pixels, v->height, v->width, v->channels, v->row_stride,
                                  v->y1 - v->y0, v->x1 - v->x0, nthreads, err);
+}
+
+/* One input row (300 RGB pixels) mirrored left-right in place. */
+static void mirror_row(float *row) {
+    for (int i = 0, j = SSDF_INPUT_SIZE - 1; i < j; i++, j--)
+        for (int c = 0; c < 3; c++) {
+            const float t = row[i * 3 + c];
+            row[i * 3 + c] = row[j * 3 + c];
+            row[j * 3 + c] = t;
+        }
 }
 
 /* Rows [Y0, Y1) of the network input for view v: the view's resized rows
@@ -438,6 +450,8 @@ static void view_rows(const ssdf_view *v, const ssdf_resize_plan *plan,
     if (a < b)
         ssdf_resize_rows(plan, k, a - v->y0, b - v->y0, thread,
                          input + (size_t)v->y0 * ROW_FLOATS + left, ROW_FLOATS);
+    if (v->flip) /* after the resize: mirroring its source would cost a copy */
+        for (int y = a; y < b; y++) mirror_row(input + (size_t)y * ROW_FLOATS);
 }
 
 static int postprocess_view(const ssdf_engine *e, const ssdf_view *v, const buffer_set *b,

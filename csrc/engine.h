@@ -62,13 +62,17 @@ int ssdf_engine_forward_batch(ssdf_engine *e, const float *inputs, int n, float 
  * the input is 0.0 (mid-grey). Boxes come back in pixels of a box_width x
  * box_height frame laid over the whole network input and clipped to it:
  * 0 (or 300) for both gives network-input pixels; the image's own size, for
- * a whole-image view, gives the boxes detect gives. */
+ * a whole-image view, gives the boxes detect gives. With `flip` the built
+ * input is mirrored left-right (the rectangle too: columns [300 - x1,
+ * 300 - x0)) and the boxes are those found in the mirrored input: a flipped
+ * view is test-time augmentation, the caller unmirrors its boxes. */
 typedef struct {
     const unsigned char *pixels;
     int height, width, channels;
     ptrdiff_t row_stride;
     int x0, y0, x1, y1;
     float box_width, box_height; /* 0: 300 */
+    int flip;                    /* 0 or 1 */
 } ssdf_view;
 
 /* Views to faces: each view resized into an input, forward, post-processed

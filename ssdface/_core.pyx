@@ -135,6 +135,7 @@ cdef extern from "engine.h":
         Py_ssize_t row_stride
         int x0, y0, x1, y1
         float box_width, box_height
+        int flip
     int ssdf_engine_detect_views(ssdf_engine *e, const ssdf_view *views, int n,
                                  float score_threshold, float iou_threshold, int max_faces,
                                  ssdf_face *faces, int *counts, ssdf_error *err) nogil
@@ -760,7 +761,9 @@ cdef class Engine:
         array per view (see postprocess), boxes in network-input pixels, or
         in pixels of a (width, height) frame laid over the whole input when
         ``box_sizes`` gives one per view (a whole image's size: the boxes of
-        detect). On 2 threads or more, batches run one view per thread."""
+        detect). A third item ``True`` mirrors the built input left-right
+        (the rectangle too); that view's boxes are as found in the mirrored
+        input. On 2 threads or more, batches run one view per thread."""
         cdef ssdf_view *cv = NULL
         cdef ssdf_face *faces = NULL
         cdef int *counts = NULL
@@ -785,9 +788,12 @@ cdef class Engine:
         try:
             for i in range(n):
                 item = views[i]
-                if not isinstance(item, (tuple, list)) or len(item) != 2:
-                    raise TypeError(f"view {i}: expected (pixels, (x0, y0, x1, y1)), got "
-                                    f"{type(item).__name__}")
+                if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+                    raise TypeError(f"view {i}: expected (pixels, (x0, y0, x1, y1)[, flip]), "
+                                    f"got {type(item).__name__}")
+                flip = item[2] if len(item) == 3 else False
+                if not isinstance(flip, (bool, np.bool_)):
+                    raise TypeError(f"view {i}: flip must be a bool, got {type(flip).__name__}")
                 image, h, w, c, stride = _view_pixels(item[0], i)
                 x0, y0, x1, y1 = _view_rect(item[1], i)
                 bw, bh = (0.0, 0.0) if box_sizes is None else _box_size(box_sizes[i], i)
@@ -796,6 +802,7 @@ cdef class Engine:
                 cv[i].height, cv[i].width, cv[i].channels, cv[i].row_stride = h, w, c, stride
                 cv[i].x0, cv[i].y0, cv[i].x1, cv[i].y1 = x0, y0, x1, y1
                 cv[i].box_width, cv[i].box_height = bw, bh
+                cv[i].flip = 1 if flip else 0
             out = []
             with self._lock:
                 e = self._live()

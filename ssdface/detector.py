@@ -11,7 +11,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, tiling
 from .face import Face
 from .image import Decoded, decode
 from .isa import default_isa, resolve_isa
@@ -21,6 +21,25 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 INPUT_SIZE = _core.INPUT_SIZE
 NUM_ANCHORS = _core.NUM_ANCHORS
+
+# The default score threshold: the best F1 on the development photos
+# (shared/eval/faces, faces >= 32 px) among thresholds whose precision is
+# >= 0.95, at the default two passes; it must stay above 0.267, the score
+# of the input-independent boxes the all-zero stand-in weight tensor makes.
+# benchmarks/accuracy.py --sweep-thresholds measures it.
+DEFAULT_SCORE_THRESHOLD = 0.28
+# Views of a multi-view call keep their boxes from this score on: the
+# merge scores a face by how every view saw it, misses and weak looks too.
+VIEW_SCORE_THRESHOLD = 0.01
+# min_face_size below this is refused: faces under ~16 px are found at
+# 0-7% at any magnification (tiling.py), and the number of tiles grows as
+# 1 / min_face_size^2.
+MIN_FACE_SIZE_FLOOR = 8.0
+# At most this many forward passes per image (a 4000x3000 photo at
+# min_face_size=32 takes 1923); a larger plan is refused, not run for minutes.
+DEFAULT_MAX_PASSES = 2048
+
+_UNSET: Any = object()  # "not given" for per-call overrides (None is a value)
 
 
 def preprocess(image: Any, *, bgr: bool = False) -> np.ndarray:
@@ -54,7 +73,7 @@ def postprocess(
     class_logits: np.ndarray,
     image_size: tuple[int, int],
     *,
-    score_threshold: float = 0.5,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
     iou_threshold: float = 0.6,
     max_faces: int = 100,
 ) -> list[Face]:
@@ -127,6 +146,18 @@ def _check_max_faces(value: int) -> int:
     return min(_check_positive_int("max_faces", value), NUM_ANCHORS)
 
 
+def _check_min_face_size(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"min_face_size must be a number of pixels or None, got "
+                        f"{type(value).__name__}")
+    if not (value >= MIN_FACE_SIZE_FLOOR and value < float("inf")):
+        raise ValueError(f"min_face_size must be >= {MIN_FACE_SIZE_FLOOR:g} pixels (smaller "
+                         f"faces are not found by this model) and finite, got {value!r}")
+    return float(value)
+
+
 def _check_positive_int(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
@@ -158,6 +189,30 @@ class Detector:
     ``isa`` forces a kernel variant (see :mod:`ssdface.isa`); by default
     ``$SSDFACE_ISA`` or the best one this CPU runs.
 
+    Which views of an image the network sees (:mod:`ssdface.tiling`):
+
+    - by default two passes: the whole image stretched to the 300x300 input,
+      and the whole image shrunk into the centre of the input and mirrored
+      (``padded_pass``). The second finds faces that fill the frame, which
+      the model misses at full size, and, as a second look, lifts the recall
+      of mid-size faces. ``padded_pass=False`` runs one pass (half the time).
+    - ``min_face_size``: the smallest face, in pixels of the original image,
+      the caller wants found (as in MTCNN). The image is also cut into
+      overlapping tiles, magnified so that such a face lands on anchors the
+      model scores well, at a few scales; the tiles run as a batch on every
+      thread. The cost grows with the image's area over ``min_face_size``
+      squared: 15 passes for a 416x312 photo at 32 px, 1923 for 4000x3000. A
+      plan over ``max_passes`` is refused with ``ValueError``.
+
+    The faces of all views are mapped to original pixels and merged: boxes
+    cut by an inner tile border are dropped when another view holds the face
+    whole; boxes of one face are averaged and scored by how the views agree.
+    ``last_passes`` is the number of forward passes of the latest call.
+
+    The default ``score_threshold`` 0.28 is the best F1 on annotated photos
+    (WIDER FACE val, faces >= 32 px) with precision >= 0.95; see
+    ``benchmarks/RESULTS.md`` for recall, precision and cost by setting.
+
     One detector may be shared between threads: calls are serialised on it
     (each call runs without the GIL, so other Python threads keep running).
     Use one detector per thread to run inferences in parallel.
@@ -167,15 +222,22 @@ class Detector:
         self,
         weights: PathLike | BytesLike | None = None,
         *,
-        score_threshold: float = 0.5,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         iou_threshold: float = 0.6,
         max_faces: int = 100,
         num_threads: int = 1,
         isa: str | None = None,
+        min_face_size: float | None = None,
+        padded_pass: bool = True,
+        max_passes: int = DEFAULT_MAX_PASSES,
     ) -> None:
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
         self.max_faces = max_faces
+        self.min_face_size = min_face_size
+        self.padded_pass = padded_pass
+        self.max_passes = max_passes
+        self.last_passes = 0
         num_threads = _check_positive_int("num_threads", num_threads)
         resolved_isa = resolve_isa(isa)
         self._engine, self._weights_path = open_engine(weights, num_threads)
@@ -192,7 +254,9 @@ class Detector:
     def __reduce__(self) -> tuple[Any, ...]:
         weights = self._engine.blob_bytes() if self._from_bytes else self._spec["weights"]
         kwargs = dict(self._spec, weights=weights, score_threshold=self.score_threshold,
-                      iou_threshold=self.iou_threshold, max_faces=self.max_faces)
+                      iou_threshold=self.iou_threshold, max_faces=self.max_faces,
+                      min_face_size=self.min_face_size, padded_pass=self.padded_pass,
+                      max_passes=self.max_passes)
         return (_rebuild, (kwargs,))
 
     def close(self) -> None:
@@ -243,6 +307,35 @@ class Detector:
         self._max_faces = _check_max_faces(value)
 
     @property
+    def min_face_size(self) -> float | None:
+        """Smallest face (original pixels) tiles are added for; None: no tiles."""
+        return self._min_face_size
+
+    @min_face_size.setter
+    def min_face_size(self, value: float | None) -> None:
+        self._min_face_size = _check_min_face_size(value)
+
+    @property
+    def padded_pass(self) -> bool:
+        """Whether a call adds the padded, mirrored whole-image pass."""
+        return self._padded_pass
+
+    @padded_pass.setter
+    def padded_pass(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"padded_pass must be True or False, got {type(value).__name__}")
+        self._padded_pass = bool(value)
+
+    @property
+    def max_passes(self) -> int:
+        """Most forward passes one image may take; a larger plan is refused."""
+        return self._max_passes
+
+    @max_passes.setter
+    def max_passes(self, value: int) -> None:
+        self._max_passes = _check_positive_int("max_passes", value)
+
+    @property
     def num_threads(self) -> int:
         """Threads one inference runs on (fixed: build a new detector to change it)."""
         return self._engine.num_threads
@@ -259,7 +352,8 @@ class Detector:
         return (
             f"Detector(weights={weights!r}, score_threshold="
             f"{self.score_threshold}, iou_threshold={self.iou_threshold}, "
-            f"max_faces={self.max_faces}, num_threads={self.num_threads}, isa={self.isa!r})"
+            f"max_faces={self.max_faces}, num_threads={self.num_threads}, isa={self.isa!r}, "
+            f"min_face_size={self.min_face_size}, padded_pass={self.padded_pass})"
         )
 
     @property
@@ -278,7 +372,8 @@ class Detector:
         """Facts from the weights blob header (version, sizes, checksum)."""
         return self._engine.info
 
-    def detect(self, image: Any, *, bgr: bool = False) -> list[Face]:
+    def detect(self, image: Any, *, bgr: bool = False,
+               min_face_size: float | None = _UNSET) -> list[Face]:
         """Find the faces in ``image``, highest score first.
 
         ``image``: a uint8 array (``HxWx3`` RGB, ``HxW`` gray, ``HxWx4``
@@ -286,31 +381,41 @@ class Detector:
         ``bytes`` or a binary file object holding an encoded image (JPEG,
         PNG, ...; HEIC with ``ssdface[heif]``), or a PIL image. EXIF
         orientation is applied to files and PIL images. ``bgr=True`` for
-        arrays in OpenCV's BGR(A) channel order. Boxes are in pixels of the
-        original (oriented) image, even when a JPEG was decoded at a reduced
-        scale.
+        arrays in OpenCV's BGR(A) channel order. A JPEG is decoded at the
+        smallest scale that still gives every view its pixels. Boxes are in
+        pixels of the original (oriented) image.
+
+        ``min_face_size`` overrides the detector's for this call (None: no
+        tiles).
         """
-        decoded = decode(image, bgr=bgr)
-        rows = self._engine.detect(
-            decoded.pixels, self.score_threshold, self.iou_threshold, self.max_faces
-        )
-        return _faces(rows, decoded.scale)
+        mfs = self.min_face_size if min_face_size is _UNSET else _check_min_face_size(min_face_size)
+        if mfs is None and not self.padded_pass:  # one view: the engine's own path
+            decoded = decode(image, bgr=bgr)
+            rows = self._engine.detect(
+                decoded.pixels, self.score_threshold, self.iou_threshold, self.max_faces
+            )
+            self.last_passes = 1
+            return _faces(rows, decoded.scale)
+        return self._detect_decoded([decode(image, bgr=bgr, need=self._need(mfs))], mfs)[0]
 
     def preprocess(self, image: Any, *, bgr: bool = False) -> np.ndarray:
         """:func:`ssdface.preprocess` with this detector's kernels: bit for bit
-        the input :meth:`detect` feeds the network. float32 [1, 300, 300, 3]."""
+        the input of the whole-image pass of :meth:`detect`. float32
+        [1, 300, 300, 3]."""
         return _core.resize_normalize(decode(image, bgr=bgr).pixels, impl=self.isa)[None]
 
-    def detect_batch(self, images: Sequence[Any], *, bgr: bool = False) -> list[list[Face]]:
+    def detect_batch(self, images: Sequence[Any], *, bgr: bool = False,
+                     min_face_size: float | None = _UNSET) -> list[list[Face]]:
         """:meth:`detect` on each image, in order: the same faces, bit for bit.
 
-        With 2 threads or more, each thread runs whole images (no
-        synchronisation between threads within an image), which gets more
-        images per second than splitting every image between the threads.
+        With 2 threads or more, each thread runs whole views (no
+        synchronisation between threads within a view), which gets more
+        images per second than splitting every view between the threads.
         Images are decoded (files, bytes, PIL images) in a background thread,
         a chunk of a few images per thread ahead of the detection. ``images``
         is a list (or other sequence) of images; a single array is refused,
         since iterating it would take each row for a gray image.
+        ``last_passes`` is the total of the batch.
         """
         if isinstance(images, (np.ndarray, str, bytes, os.PathLike)) or not isinstance(
             images, Sequence
@@ -321,38 +426,93 @@ class Detector:
                 + (" (or list(array) for an NxHxWxC stack)"
                    if isinstance(images, np.ndarray) else "")
             )
+        mfs = self.min_face_size if min_face_size is _UNSET else _check_min_face_size(min_face_size)
         images = list(images)
         if not images:
+            self.last_passes = 0
             return []
+        need = self._need(mfs)
         size = 4 * self.num_threads
         chunks = [images[i:i + size] for i in range(0, len(images), size)]
+        passes = 0
         if len(chunks) == 1:
-            return self._detect_decoded([decode(im, bgr=bgr) for im in chunks[0]])
+            out = self._detect_decoded([decode(im, bgr=bgr, need=need) for im in chunks[0]], mfs)
+            return out
         out: list[list[Face]] = []
         # Decoding (Pillow releases the GIL) of chunk k + 1 overlaps the
         # detection of chunk k (the engine releases it too).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssdface-decode") as pool:
-            pending = pool.submit(_decode_all, chunks[0], bgr)
+            pending = pool.submit(_decode_all, chunks[0], bgr, need)
             try:
                 for k in range(len(chunks)):
                     decoded = pending.result()
                     if k + 1 < len(chunks):
-                        pending = pool.submit(_decode_all, chunks[k + 1], bgr)
-                    out.extend(self._detect_decoded(decoded))
+                        pending = pool.submit(_decode_all, chunks[k + 1], bgr, need)
+                    out.extend(self._detect_decoded(decoded, mfs))
+                    passes += self.last_passes
             except BaseException:
                 pending.cancel()
                 raise
+        self.last_passes = passes
         return out
 
-    def _detect_decoded(self, decoded: list[Decoded]) -> list[list[Face]]:
-        """Faces of decoded images: each the whole input, boxes in its pixels
-        (then scaled to the original image, as :meth:`detect` does)."""
-        whole = (0, 0, INPUT_SIZE, INPUT_SIZE)
-        rows = self._engine.detect_views(
-            [(d.pixels, whole) for d in decoded], self.score_threshold, self.iou_threshold,
-            self.max_faces, box_sizes=[(d.pixels.shape[1], d.pixels.shape[0]) for d in decoded],
-        )
-        return [_faces(r, d.scale) for r, d in zip(rows, decoded)]
+    def _need(self, mfs: float | None) -> Any:
+        """The decoder's ``need``: pixels of the original every view of the
+        plan still gets at full detail (the JPEG draft scale follows)."""
+        pad = self.padded_pass
+
+        def need(width: int, height: int) -> tuple[int, int]:
+            return tiling.need(tiling.plan(width, height, mfs, pad), width, height)
+
+        return need
+
+    def _plan(self, decoded: Decoded, mfs: float | None) -> list[tiling.View]:
+        width, height = decoded.size
+        if mfs is not None:
+            # Count before building: tiles of an extreme plan would take
+            # time and memory just to be refused.
+            passes = 1 + self.padded_pass + tiling.count(width, height, mfs)
+            if passes > self.max_passes:
+                raise ValueError(
+                    f"min_face_size={mfs:g} on a {width}x{height} image takes {passes} "
+                    f"forward passes, over max_passes={self.max_passes}: raise min_face_size "
+                    f"(the passes grow as 1/min_face_size^2) or max_passes"
+                )
+        return tiling.plan(width, height, mfs, self.padded_pass)
+
+    def _detect_decoded(self, decoded: list[Decoded], mfs: float | None) -> list[list[Face]]:
+        """Faces of decoded images, every view of every image in one engine
+        call (a thread per view on 2 threads or more)."""
+        if mfs is None and not self.padded_pass:
+            # One whole view each: boxes in the pixels' frame, thresholded
+            # by the engine, then scaled to the original as detect does.
+            whole = (0, 0, INPUT_SIZE, INPUT_SIZE)
+            rows = self._engine.detect_views(
+                [(d.pixels, whole) for d in decoded], self.score_threshold,
+                self.iou_threshold, self.max_faces,
+                box_sizes=[(d.pixels.shape[1], d.pixels.shape[0]) for d in decoded],
+            )
+            self.last_passes = len(decoded)
+            return [_faces(r, d.scale) for r, d in zip(rows, decoded)]
+        items: list[tuple[np.ndarray, tuple[int, int, int, int], bool]] = []
+        views: list[list[tiling.View]] = []
+        for d in decoded:
+            views.append([])
+            for view in self._plan(d, mfs):
+                crop, snapped = _crop(d, view)
+                items.append((crop, view.dst, view.flip))
+                views[-1].append(snapped)
+        rows = self._engine.detect_views(items, min(VIEW_SCORE_THRESHOLD, self.score_threshold),
+                                         self.iou_threshold, NUM_ANCHORS)
+        self.last_passes = len(items)
+        out, k = [], 0
+        for image_views in views:
+            per_view = [(v, r[:, :5]) for v, r in zip(image_views, rows[k:k + len(image_views)])]
+            k += len(image_views)
+            merged = tiling.merge(per_view, self.iou_threshold, NUM_ANCHORS)
+            merged = merged[merged[:, 4] >= self.score_threshold][: self.max_faces]
+            out.append(_faces(merged))
+        return out
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the network on normalised input.
@@ -381,8 +541,22 @@ class Detector:
         return self._engine.anchors()
 
 
-def _decode_all(images: list[Any], bgr: bool) -> list[Decoded]:
-    return [decode(im, bgr=bgr) for im in images]
+def _decode_all(images: list[Any], bgr: bool, need: Any) -> list[Decoded]:
+    return [decode(im, bgr=bgr, need=need) for im in images]
+
+
+def _crop(decoded: Decoded, view: tiling.View) -> tuple[np.ndarray, tiling.View]:
+    """The decoded pixels a view reads (its source rectangle on the decoded
+    pixel grid, at least one pixel), and the view with its source moved to
+    exactly that rectangle, in original pixels, for mapping boxes back."""
+    sx, sy = decoded.scale  # original pixels per decoded pixel
+    height, width = decoded.pixels.shape[:2]
+    x0 = min(max(int(round(view.src[0] / sx)), 0), width - 1)
+    y0 = min(max(int(round(view.src[1] / sy)), 0), height - 1)
+    x1 = min(max(int(round(view.src[2] / sx)), x0 + 1), width)
+    y1 = min(max(int(round(view.src[3] / sy)), y0 + 1), height)
+    snapped = tiling.View((x0 * sx, y0 * sy, x1 * sx, y1 * sy), view.dst, view.inner, view.flip)
+    return decoded.pixels[y0:y1, x0:x1], snapped
 
 
 def _rebuild(kwargs: dict[str, Any]) -> Detector:

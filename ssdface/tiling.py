@@ -184,6 +184,13 @@ def tile_levels(width: int, height: int, min_face_size: float) -> list[int]:
     return levels
 
 
+def count(width: int, height: int, min_face_size: float) -> int:
+    """How many tile views :func:`plan` adds for ``min_face_size``, without
+    building them (a caller refuses an extreme plan before it costs)."""
+    return sum(math.prod(grid_shape(width, height, n))
+               for n in tile_levels(width, height, min_face_size))
+
+
 def tiles(width: int, height: int, n: int, flip: bool = False) -> list[View]:
     """The views of tile level n, row by row."""
     nx, ny = grid_shape(width, height, n)

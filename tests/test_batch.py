@@ -109,14 +109,16 @@ def _big_image(seed: int = 3) -> np.ndarray:
     return np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
 
 
-def _expected_view(det, pixels, rect, isa, **params):
+def _expected_view(det, pixels, rect, isa, flip=False, **params):
     """The NumPy construction of a view: the crop resized to the rectangle,
-    pasted into a mid-grey input, forward, post-processed in network-input
-    pixels."""
+    pasted into a mid-grey input (mirrored left-right with ``flip``),
+    forward, post-processed in network-input pixels."""
     x0, y0, x1, y1 = rect
     x = np.zeros((1, 300, 300, 3), np.float32)
     x[0, y0:y1, x0:x1] = _core.resize_normalize(np.ascontiguousarray(pixels), y1 - y0, x1 - x0,
                                                 impl=isa)
+    if flip:
+        x = np.ascontiguousarray(x[:, :, ::-1])
     boxes, logits = det.forward(x)
     return ssdface.postprocess(boxes, logits, (300, 300), **params)
 
@@ -153,6 +155,22 @@ def test_views_match_a_numpy_construction(weights_dir, photos, isa):
         assert [_faces(g) for g in got] == want, threads
         one = det._engine.detect_views(views[1:2], *PARAMS.values())  # split path
         assert _faces(one[0]) == want[1]
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_flipped_views_match_a_mirrored_numpy_construction(weights_dir, photos, threads):
+    """flip mirrors the built input (rectangle and pixels), bit for bit, on
+    the split path (one view) and on lanes (several)."""
+    isa = ssdface.isa.default_isa()
+    det = ssdface.Detector(weights_dir, isa=isa, num_threads=threads)
+    views = [(px, rect, flip) for px, rect in _views(photos)[:5] for flip in (True, False)]
+    want = [_expected_view(det, px, rect, isa, flip=flip, **PARAMS) for px, rect, flip in views]
+    assert want[0] != want[1] and want[2] != want[3]  # mirroring changes what the network sees
+    got = det._engine.detect_views(views, *PARAMS.values())
+    assert [_faces(g) for g in got] == want
+    assert _faces(det._engine.detect_views(views[2:3], *PARAMS.values())[0]) == want[2]
+    with pytest.raises(TypeError, match="flip must be a bool"):
+        det._engine.detect_views([(views[0][0], views[0][1], "yes")], *PARAMS.values())
 
 
 def test_views_of_strided_crops_are_read_in_place(weights_dir, photos):
