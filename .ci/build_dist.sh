@@ -167,6 +167,9 @@ EOF
 venv/bin/ssdface info | tee "$work/info.txt"
 grep -q "tensor_count: 144" "$work/info.txt" || fail "ssdface info"
 grep -q "build: weights embedded" "$work/info.txt" || fail "ssdface info: no build line"
+venv/bin/ssdface verify || fail "ssdface verify: the embedded blob is invalid"
+grep -q "^expected_checksum: .*(matches" "$work/info.txt" ||
+    fail "the embedded blob is not the one packed from the reference weights"
 cd "$repo"
 
 step "a build without weights warns, ships no blob and says so"

@@ -4,6 +4,7 @@
                            [--crop DIR] ...
     ssdface pack SRC_DIR [DST]
     ssdface export --format tflite|onnx OUT [--weights PATH]
+    ssdface verify [BLOB]
     ssdface info [--weights PATH]
 
 ``detect`` reads files, folders and ``-`` (paths on standard input) and writes
@@ -42,11 +43,12 @@ from .detector import Detector
 from .face import Face
 from .image import decode, load_image
 from .weights import (
-    WeightsNotFoundError,
+    EXPECTED_CHECKSUM,
     build_info,
     cached_blob_path,
     find_weights,
     pack_weights,
+    verify_weights,
 )
 
 # Files a folder contributes (compared case-insensitively). A file named on
@@ -62,6 +64,7 @@ _WRITABLE = frozenset((".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"
 _PASSTHROUGH = {"min_face_size": "--min-face-size", "precision": "--precision"}
 
 FORMATS = ("text", "json", "jsonl", "csv")
+DEFAULT_THREADS = 1  # detect --threads
 CSV_FIELDS = ("image", "width", "height", "face", "score", "xmin", "ymin", "xmax", "ymax",
               "error")
 
@@ -159,8 +162,9 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
                         help=f"processes detecting (default: one per CPU, here "
                         f"{default_jobs()}, with at least 16 images each)")
-    detect.add_argument("--threads", type=_positive_int, default=1, metavar="N",
-                        help="threads each worker's detector runs on (default 1)")
+    detect.add_argument("--threads", type=_positive_int, default=DEFAULT_THREADS, metavar="N",
+                        help=f"threads each worker's detector runs on (default "
+                        f"{DEFAULT_THREADS})")
     detect.add_argument("--weights", metavar="PATH",
                         help="weights blob or folder of .npy files (default: $SSDFACE_WEIGHTS, "
                         "the embedded blob, then the cache)")
@@ -213,7 +217,28 @@ def _parser() -> argparse.ArgumentParser:
                         help="weights blob or folder of .npy files (default: found as for "
                         "detect)")
 
-    info = sub.add_parser("info", help="say where the weights come from and what they are")
+    verify = sub.add_parser(
+        "verify",
+        help="check a weights blob or folder of .npy files",
+        description="Check a weights blob as fully as loading it does (header, size, table, "
+        "checksum, finite values) and say whether it holds the reference weights this "
+        f"release expects (checksum {EXPECTED_CHECKSUM:#018x}). A folder of .npy files is "
+        "checked and packed in memory, so the checksum of a download can be compared "
+        "before packing it.",
+        epilog="exit status: 0 valid (whatever its checksum), 1 invalid or unreadable, "
+        "2 usage error.",
+    )
+    verify.add_argument("blob", metavar="BLOB", nargs="?",
+                        help="a blob or a folder of .npy files (default: the weights "
+                        "Detector() would use)")
+
+    info = sub.add_parser(
+        "info",
+        help="versions, kernels, CPU features, threads, and where the weights come from",
+        description="Print the versions, kernel variants, CPU features and thread defaults, "
+        "and which weights a detector would use (exit status 1 when there are none or they "
+        "are invalid).",
+    )
     info.add_argument("--weights", metavar="PATH", help="weights blob or folder of .npy files")
     return parser
 
@@ -787,18 +812,97 @@ def _build_line() -> str:
     return "build: no build record (a source tree that was never built?)"
 
 
+def _weights_lines(info: dict[str, Any]) -> None:
+    """The blob header facts and how the checksum compares, as info and verify print them."""
+    for key in ("version", "tensor_count", "payload_size", "file_size", "checksum",
+                "model_name"):
+        value = info[key]
+        print(f"{key}: {value:#018x}" if key == "checksum" else f"{key}: {value}")
+    verdict = ("matches: the reference weights" if info["expected"]
+               else "differs: not the reference weights this release expects")
+    print(f"expected_checksum: {EXPECTED_CHECKSUM:#018x} ({verdict})")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    def fail(message: str) -> int:
+        print(f"ssdface verify: error: {message}", file=sys.stderr)
+        return 1
+
+    if args.blob is not None and not os.path.exists(args.blob):
+        return fail(f"{args.blob}: cannot read: no such file or folder")
+    try:
+        path = find_weights(args.blob)
+    except FileNotFoundError as exc:  # also WeightsNotFoundError: it lists where it looked
+        return fail(str(exc))
+    kind = "weights folder" if path.is_dir() else "weights blob"
+    try:
+        info = verify_weights(path)
+    except OSError as exc:
+        if exc.strerror:
+            return fail(f"{exc.filename or path}: cannot read: {exc.strerror}")
+        return fail(f"{path}: invalid {kind}: {exc}")  # a folder lacking a .npy file
+    except ValueError as exc:  # BlobError, or a bad .npy file (its message names it)
+        reason = str(exc)
+        if reason.startswith(f"{path}: "):
+            reason = reason[len(f"{path}: "):]
+        return fail(f"{path}: invalid {kind}: {reason}")
+    print(f"weights: {path}")
+    if info["packed"]:
+        print("source: folder of .npy files, packed in memory (ssdface pack writes this blob)")
+    _weights_lines(info)
+    print("ok")
+    return 0
+
+
+def _cpu_line() -> str:
+    from .isa import cpu_features
+
+    features = cpu_features()
+    if features is None:
+        return "cpu_features: unknown (no /proc/cpuinfo flags on this system)"
+    have = [name for name, on in features.items() if on]
+    lack = [name for name, on in features.items() if not on]
+    return (f"cpu_features: {' '.join(have) or 'none of interest'}"
+            + (f" (lacks {' '.join(lack)})" if lack else ""))
+
+
 def _info(args: argparse.Namespace) -> int:
+    import platform
+
+    import numpy
+
+    from . import isa
+
+    print(f"ssdface: {__version__} ({Path(__file__).resolve().parent})")
+    print(f"python: {platform.python_version()} ({platform.python_implementation()}, "
+          f"{sys.executable})")
+    print(f"numpy: {numpy.__version__}")
+    print(f"platform: {platform.system()} {platform.machine()}")
+    print(_cpu_line())
+    isa_error = None
+    try:
+        print(f"kernels: {isa.default_isa()}")  # what a new Detector() runs
+    except ValueError as exc:  # a bad $SSDFACE_ISA: Detector() would refuse it too
+        isa_error = f"${isa.ENV_VAR}: {exc}"
+        print("kernels: none (see the error below)")
+    print(f"kernels_available: {' '.join(isa.available_isas())}")
+    print(f"kernels_compiled: {' '.join(isa.compiled_isas())}")
+    detector_threads = inspect.signature(Detector).parameters["num_threads"].default
+    print(f"num_threads_default: {detector_threads} (Detector(num_threads=...))")
+    print(f"cpu_count: {os.cpu_count()} (usable by this process: {default_jobs()})")
+    print(f"detect_jobs_default: {default_jobs()} (one process per usable CPU, at least "
+          "16 images each)")
+    print(f"detect_threads_default: {DEFAULT_THREADS}")
+    print(_build_line())
     try:
         path = find_weights(args.weights)
-    except WeightsNotFoundError:
-        print(_build_line())  # then the error says where to get weights
+    except FileNotFoundError:  # WeightsNotFoundError says where it looked
+        print("weights: none found")
         raise
-    with Detector(path) as detector:
-        print(f"weights: {path}")
-        for key, value in detector.weights_info.items():
-            print(f"{key}: {value:#018x}" if key == "checksum" else f"{key}: {value}")
-        print(f"kernels: {detector.isa}")
-    print(_build_line())
+    print(f"weights: {path}")
+    _weights_lines(verify_weights(path))  # an invalid blob: one error line, exit 1
+    if isa_error is not None:
+        raise ValueError(isa_error)
     return 0
 
 
@@ -814,7 +918,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        commands = {"detect": _detect, "pack": _pack, "export": _export, "info": _info}
+        commands = {"detect": _detect, "pack": _pack, "export": _export,
+                    "verify": _verify, "info": _info}
         return commands[args.command](args)
     except UsageError as exc:
         print(f"ssdface {args.command}: error: {exc}", file=sys.stderr)

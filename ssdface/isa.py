@@ -9,6 +9,7 @@ every new detector; ``Detector(isa=...)`` forces it for one.
 from __future__ import annotations
 
 import os
+import sys
 
 from . import _core
 
@@ -49,3 +50,35 @@ def resolve_isa(isa: str | None) -> str:
                              f"available here: {available_isas()}")
         raise ValueError(f"unknown ISA {isa!r}; expected one of {compiled_isas()}")
     return isa
+
+
+# CPU features that matter to the kernels, present or coming: AVX2 and FMA
+# (the avx2 variant), AVX-512 F/BW/VL (the avx512 variant), and the int8 dot
+# product and matrix extensions (VNNI, AMX). Keys are Linux /proc/cpuinfo flag
+# names; "amx" stands for any of amx_tile/amx_bf16/amx_int8.
+CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
+                "amx")
+
+
+def cpu_features(cpuinfo: str = "/proc/cpuinfo") -> dict[str, bool] | None:
+    """Which of :data:`CPU_FEATURES` the CPU reports, from the flags of
+    ``/proc/cpuinfo`` (Linux); None where that cannot be read (another OS,
+    a sandbox, a CPU without such flags). These are what the kernel reports;
+    which variants actually run here is :func:`available_isas`."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            flags: set[str] = set()
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    flags.update(value.split())
+                    break  # every core lists the same flags
+    except OSError:
+        return None
+    if not flags:
+        return None
+    present = {name: name in flags for name in CPU_FEATURES}
+    present["amx"] = any(f.startswith("amx_") for f in flags)
+    return present

@@ -13,7 +13,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -29,6 +29,14 @@ UPSTREAM = (
     "the 144 .npy files of the SSD MobileNetV2 face model in the Apache-2.0 repository "
     "webmachinelearning/test-data, folder models/ssd_mobilenetv2_face_nhwc/weights/"
 )
+
+# XXH64 (the blob header's checksum) of the blob `ssdface pack` writes from
+# the reference weights this release expects: the 144 .npy files of
+# webmachinelearning/test-data, models/ssd_mobilenetv2_face_nhwc/weights/
+# (with the zero stand-in tensor the README describes). Packing is
+# deterministic, so the same files give the same checksum on any machine; it
+# changes with the blob format version.
+EXPECTED_CHECKSUM = 0x4563E3C1D31FC199
 
 BlobError = _core.BlobError
 
@@ -76,7 +84,8 @@ def _not_found_message() -> str:
     return (
         f"{why}, and there is no {cached_blob_path()}. The weights are {UPSTREAM}. Pass "
         f"Detector(weights=PATH) with PATH that folder or a blob, set ${ENV_VAR} to either, "
-        f"or run `ssdface pack NPY_DIR` once to write {cached_blob_path()}. To embed them "
+        f"or run `ssdface pack NPY_DIR` once to write {cached_blob_path()} (`ssdface verify "
+        f"PATH` checks a downloaded folder or blob first). To embed them "
         f"instead, reinstall with {ENV_VAR}=NPY_DIR and pip's --no-cache-dir (else pip may "
         "reuse the weightless wheel it cached). See the README, \"Weights\"."
     )
@@ -258,3 +267,28 @@ def open_engine(
         return _core.Engine(buffer, num_threads), path
     except BlobError as exc:
         raise BlobError(f"{path}: {exc}") from None
+
+
+def verify_weights(weights: PathLike | None = None) -> dict[str, Any]:
+    """Check a weights blob, or a folder of ``.npy`` files, as fully as a
+    detector does when it loads it (header, size, table, checksum, finite
+    values, biases), without keeping a detector.
+
+    ``weights`` None means the weights ``Detector()`` would use. A folder is
+    checked and packed in memory. Returns the blob header facts
+    (``version``, ``tensor_count``, ``payload_size``, ``file_size``,
+    ``checksum``, ``model_name``) plus ``path``, ``packed`` (True for a
+    folder) and ``expected`` (the checksum equals :data:`EXPECTED_CHECKSUM`,
+    i.e. these are the reference weights). Raises what loading raises:
+    :class:`BlobError` (a ``ValueError``) for an invalid blob, ``ValueError``
+    or ``FileNotFoundError`` for a bad folder, ``OSError`` for an unreadable
+    file, :class:`WeightsNotFoundError` when nothing is found.
+    """
+    engine, path = open_engine(weights, 1)
+    try:
+        info = dict(engine.info)
+    finally:
+        engine.close()
+    info.update(path=path, packed=path is not None and path.is_dir(),
+                expected=info["checksum"] == EXPECTED_CHECKSUM)
+    return info
