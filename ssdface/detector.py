@@ -398,6 +398,15 @@ class Detector:
             return _faces(rows, decoded.scale)
         return self._detect_decoded([decode(image, bgr=bgr, need=self._need(mfs))], mfs)[0]
 
+    def decode(self, image: Any, *, bgr: bool = False,
+               min_face_size: float | None = _UNSET) -> Decoded:
+        """``image`` decoded as :meth:`detect` decodes it (a JPEG at the
+        smallest scale this detector's views need), for pipelines that
+        decode in one thread and detect in another: ``detect`` takes the
+        result as it is (keep ``min_face_size`` the same in both calls)."""
+        mfs = self.min_face_size if min_face_size is _UNSET else _check_min_face_size(min_face_size)
+        return decode(image, bgr=bgr, need=self._need(mfs))
+
     def preprocess(self, image: Any, *, bgr: bool = False) -> np.ndarray:
         """:func:`ssdface.preprocess` with this detector's kernels: bit for bit
         the input of the whole-image pass of :meth:`detect`. float32
