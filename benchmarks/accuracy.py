@@ -5,7 +5,7 @@ Follows the evaluation protocol of ``shared/eval/faces/README.md``:
 
 1. Each configuration's detector runs on every image as stored (decoded to RGB
    with Pillow), once at its own settings (the library defaults unless the
-   configuration changes them: score threshold 0.5) and once at a low score
+   configuration changes them: score threshold 0.28) and once at a low score
    threshold (0.01, ``max_faces`` 1917) with the same NMS IoU.
 2. Per image, detections are matched to the scored faces at IoU >= 0.5,
    greedily by score: in decreasing score order each detection takes the not

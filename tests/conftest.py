@@ -101,6 +101,16 @@ def detector(weights_dir: Path):
     return ssdface.Detector(weights=weights_dir)
 
 
+@pytest.fixture(scope="session")
+def single_pass(weights_dir: Path):
+    """The plain pipeline, one whole-image pass (``padded_pass=False``), at
+    the reference's score threshold 0.5: what ``reference.detect_reference``
+    computes in float64."""
+    import ssdface
+
+    return ssdface.Detector(weights=weights_dir, padded_pass=False, score_threshold=0.5)
+
+
 class ReferenceCache:
     """Caches reference network outputs so each input is run once per session."""
 

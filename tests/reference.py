@@ -426,8 +426,10 @@ def _resize_matrix(n: int, m: int) -> np.ndarray:
     return mat
 
 
-def resize_reference(image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
-    """Antialiased bilinear (triangle filter) resize to ``size x size``, in float64.
+def resize_reference(image: np.ndarray, size: int = INPUT_SIZE,
+                     width: int | None = None) -> np.ndarray:
+    """Antialiased bilinear (triangle filter) resize to ``size x size`` (or
+    ``size`` rows of ``width``), in float64.
 
     The Pillow ``Image.resize(BILINEAR)`` formulation without intermediate
     rounding: separable, horizontal pass then vertical pass, on the uint8
@@ -442,9 +444,9 @@ def resize_reference(image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
     """
     img = np.asarray(image, dtype=np.float64)
     if img.ndim == 2:
-        return resize_reference(img[:, :, None], size)[:, :, 0]
+        return resize_reference(img[:, :, None], size, width)[:, :, 0]
     h, w = img.shape[:2]
-    wx = _resize_matrix(w, size)  # [size, w]
+    wx = _resize_matrix(w, size if width is None else width)  # [width, w]
     wy = _resize_matrix(h, size)  # [size, h]
     planes = np.moveaxis(img, 2, 0)  # [C, H, W]
     horizontal = planes @ wx.T  # [C, H, size]
@@ -548,3 +550,52 @@ def detect_reference(
     return postprocess_reference(
         box_encodings[0], class_logits[0], height, width, score_threshold, iou_threshold, max_faces
     )
+
+
+# ---------------------------------------------------------------------------
+# Views (the padded pass, tiles): inputs built in float64; the merge is
+# ssdface.tiling.merge, plain NumPy shared with the library.
+# ---------------------------------------------------------------------------
+
+
+def view_input_reference(image_uint8: np.ndarray, view) -> np.ndarray:
+    """The network input of one ``ssdface.tiling.View`` of an image whose
+    pixels are the original's (no reduced decode): the source rectangle
+    (whole pixels) resized into the destination, 0.0 (mid-grey) around it,
+    mirrored left-right for a flipped view. float64 [1, 300, 300, 3]."""
+    rgb = _to_rgb(image_uint8)
+    x0, y0, x1, y1 = (int(round(c)) for c in view.src)
+    dx0, dy0, dx1, dy1 = view.dst
+    inp = np.zeros((INPUT_SIZE, INPUT_SIZE, 3))
+    inp[dy0:dy1, dx0:dx1] = (resize_reference(rgb[y0:y1, x0:x1], dy1 - dy0, dx1 - dx0)
+                             - 127.5) / 127.5
+    return (inp[:, ::-1] if view.flip else inp)[None]
+
+
+def detect_views_reference(
+    image_uint8: np.ndarray,
+    views,
+    weights: dict[str, np.ndarray],
+    score_threshold: float,
+    iou_threshold: float = 0.6,
+    max_faces: int = 100,
+    view_threshold: float = 0.01,
+    forward=None,
+) -> list[Face]:
+    """Faces of a multi-view detect: every view's input, forward, post-
+    processed in network pixels at ``view_threshold``, merged by
+    ``ssdface.tiling.merge``, kept from ``score_threshold``. ``forward(i,
+    x)`` may stand in for :func:`forward_reference` (a cache)."""
+    from ssdface import tiling
+
+    per_view = []
+    for i, view in enumerate(views):
+        x = view_input_reference(image_uint8, view)
+        boxes, logits = forward(i, x) if forward else forward_reference(x, weights)
+        faces = postprocess_reference(boxes[0], logits[0], INPUT_SIZE, INPUT_SIZE,
+                                      view_threshold, iou_threshold, 1917)
+        rows = np.array([[*box, score] for box, score in faces]).reshape(-1, 5)
+        per_view.append((view, rows))
+    merged = tiling.merge(per_view, iou_threshold, 1917)
+    merged = merged[merged[:, 4] >= score_threshold][:max_faces]
+    return [((float(r[0]), float(r[1]), float(r[2]), float(r[3])), float(r[4])) for r in merged]

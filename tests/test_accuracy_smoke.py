@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from test_accuracy_metrics import acc
 
+import ssdface
+
 # A crowd with ignored faces, a photo with a face over 40% of its height, and
 # one with small and mid-sized faces.
 SMOKE_IMAGES = (
@@ -70,8 +72,9 @@ def test_command_line_on_three_eval_images(eval_dir, weights_dir, tmp_path, caps
     assert report["eval_set"]["images"] == 3
     assert [c["name"] for c in report["configs"]] == ["defaults"]
     cfg = report["configs"][0]
-    assert cfg["settings"]["score_threshold"] == 0.5 and cfg["settings"]["iou_threshold"] == 0.6
-    assert cfg["speed"]["detect"]["passes_per_image"] == 1
+    assert cfg["settings"]["score_threshold"] == ssdface.detector.DEFAULT_SCORE_THRESHOLD
+    assert cfg["settings"]["iou_threshold"] == 0.6
+    assert cfg["speed"]["detect"]["passes_per_image"] == 2  # whole + padded view
     assert cfg["speed"]["path_matches_array"] is True
     for run in ("detect", "from_path", "low"):
         assert cfg["speed"][run]["images_per_s"] > 0

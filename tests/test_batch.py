@@ -57,11 +57,11 @@ def test_forward_batch_larger_than_a_chunk(weights_dir, inputs):
 
 
 def test_lanes_are_allocated_by_the_first_batch(weights_dir, inputs):
-    det = ssdface.Detector(weights_dir, num_threads=2)
+    det = ssdface.Detector(weights_dir, num_threads=2, padded_pass=False)
     start = det._engine.arena_bytes
     det.forward(inputs[:1])
     det.detect(np.zeros((40, 50, 3), np.uint8))
-    assert det._engine.arena_bytes == start  # single images: no lanes
+    assert det._engine.arena_bytes == start  # single views: no lanes
     det.forward(inputs[:2])
     grown = det._engine.arena_bytes
     assert grown > start + 2 * 300 * 300 * 3 * 4  # two lanes, each with an input at least

@@ -335,10 +335,12 @@ def test_draw_and_crop_mirror_relative_paths(tmp_path, small, blob, expected):
                      "b/img_face0.jpg", "b/img_face0.png"]
     with Image.open(tmp_path / "drawn" / "a" / "img.jpg") as img:
         assert img.size == (400, 267)
-        # The box outline is green where the first face's left edge is.
+        # The box outline is green where the first face's left edge is
+        # (Pillow puts a fractional edge on a whole pixel; JPEG blurs it).
         x0, y0, x1, y1 = expected["group"][0]["box"]
-        r, g, b = img.getpixel((round(x0) + 1, round((y0 + y1) / 2)))
-        assert g > 150 and r < 120 and b < 120
+        y = round((y0 + y1) / 2)
+        near = [img.getpixel((x, y)) for x in range(int(x0) - 2, int(x0) + 4)]
+        assert any(g > 150 and r < 120 and b < 120 for r, g, b in near), near
     box = ssdface.Face(tuple(expected["portrait"][0]["box"]), 1.0).crop_box(400, 400, 0.2)
     with Image.open(tmp_path / "faces" / "b" / "img_face0.png") as crop:
         assert crop.size == (box[2] - box[0], box[3] - box[1])

@@ -118,12 +118,52 @@ def test_group_selfie_boxes_match_readme(photos, detector):
 
 
 @pytest.mark.parametrize("name", PHOTO_NAMES)
-def test_detect_matches_reference(name, photos, detector, ref_cache):
+def test_detect_matches_reference(name, photos, single_pass, ref_cache):
+    image = photos[name]
+    height, width = image.shape[:2]
+    got = as_tuples(single_pass.detect(image))
+    want = ref_cache.detect(name, image)
+    assert len(want) == EXPECTED_COUNTS[name]  # the reference itself
+    assert_well_formed(got, width, height)
+    assert_same_faces(got, want, width, height)
+
+
+@pytest.mark.parametrize("name", PHOTO_NAMES)
+def test_default_views_match_reference(name, photos, detector, ref_cache):
+    """The default two passes (whole view, padded mirrored view) against
+    the float64 pipeline: view inputs, network and decoding in float64,
+    merged by the same tiling.merge."""
+    from ssdface import tiling
+
     image = photos[name]
     height, width = image.shape[:2]
     got = as_tuples(detector.detect(image))
-    want = ref_cache.detect(name, image)
-    assert len(want) == EXPECTED_COUNTS[name]  # the reference itself
+    assert detector.last_passes == 2
+    views = tiling.plan(width, height, None, True)
+    want = reference.detect_views_reference(
+        image, views, None, detector.score_threshold,
+        forward=lambda i, x: ref_cache.forward(f"views:{name}:{i}", lambda: x))
+    assert len(want) == EXPECTED_COUNTS[name]
+    assert_well_formed(got, width, height)
+    assert_same_faces(got, want, width, height)
+
+
+@pytest.mark.parametrize("name", ["group_selfie", "portrait_padded"])
+def test_tiled_views_match_reference(name, photos, detector, ref_cache):
+    """min_face_size=150 adds a 2x2 tile level (6 passes) on both photos:
+    tiles cut from the original, merged with the cut-box rule, against the
+    float64 pipeline."""
+    from ssdface import tiling
+
+    image = photos[name]
+    height, width = image.shape[:2]
+    got = as_tuples(detector.detect(image, min_face_size=150))
+    views = tiling.plan(width, height, 150, True)
+    assert detector.last_passes == len(views) == 6
+    want = reference.detect_views_reference(
+        image, views, None, detector.score_threshold,
+        forward=lambda i, x: ref_cache.forward(f"tiles150:{name}:{i}", lambda: x))
+    assert len(want) == EXPECTED_COUNTS[name]
     assert_well_formed(got, width, height)
     assert_same_faces(got, want, width, height)
 
@@ -167,7 +207,8 @@ def test_path_and_pil_inputs(name, kind, photos, photo_paths, detector):
         assert_same_faces_iou(as_tuples(faces), from_array, 0.95)
 
 
-def test_gray_input(photos, detector, ref_cache):
+def test_gray_input(photos, single_pass, ref_cache):
+    detector = single_pass
     gray = np.asarray(Image.fromarray(photos["group_selfie"]).convert("L"))
     assert gray.ndim == 2 and gray.dtype == np.uint8
     height, width = gray.shape
@@ -180,7 +221,8 @@ def test_gray_input(photos, detector, ref_cache):
     assert_same_faces(from_pil, got, width, height, **EXACT)
 
 
-def test_rgba_input(photos, detector, ref_cache):
+def test_rgba_input(photos, single_pass, ref_cache):
+    detector = single_pass
     rgb = photos["group_selfie"]
     height, width = rgb.shape[:2]
     alpha = np.random.default_rng(11).integers(0, 256, size=(height, width), dtype=np.uint8)
@@ -228,6 +270,7 @@ def test_parameters(
         score_threshold=score_threshold,
         iou_threshold=iou_threshold,
         max_faces=max_faces,
+        padded_pass=False,
     )
     got = as_tuples(det.detect(image))
     want = ref_cache.detect(name, image, score_threshold, iou_threshold, max_faces)
@@ -242,7 +285,8 @@ def test_zero_threshold_fills_max_faces(photos, weights_dir, ref_cache):
     # Without the cap the reference's NMS keeps far more than 100 boxes (about 1000).
     uncapped = ref_cache.detect("foliage_no_face", image, 0.0, 0.6, 100_000)
     assert len(uncapped) > 100
-    det = ssdface.Detector(weights=weights_dir, score_threshold=0.0, max_faces=100)
+    det = ssdface.Detector(weights=weights_dir, score_threshold=0.0, max_faces=100,
+                           padded_pass=False)
     got = as_tuples(det.detect(image))
     assert len(got) == 100
     height, width = image.shape[:2]

@@ -111,14 +111,14 @@ def check_faces(
 
 
 @pytest.mark.parametrize("name", PHOTOS)
-def test_photo_forward_and_faces(runtime, detector, photos, name) -> None:
+def test_photo_forward_and_faces(runtime, single_pass, photos, name) -> None:
     image = photos[name]
     x = ssdface.preprocess(image)
     outputs = runtime(x)
-    check_forward(outputs, detector.forward(x))
+    check_forward(outputs, single_pass.forward(x))
     height, width = image.shape[:2]
     faces = reference.postprocess_reference(outputs[0][0], outputs[1][0], height, width)
-    expected = detector.detect(image)
+    expected = single_pass.detect(image)
     assert len(expected) == EXPECTED_FACES[name]
     check_faces(faces, expected, height, width)
 

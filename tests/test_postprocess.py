@@ -81,10 +81,11 @@ def test_public_anchors_need_no_weights():
     np.testing.assert_allclose(ssdface.anchors(), reference.anchors_reference(), atol=1e-6)
 
 
-def test_public_postprocess_matches_detect(detector, photos):
-    """forward + ssdface.postprocess gives exactly what detect gives."""
+def test_public_postprocess_matches_detect(weights_dir, photos):
+    """forward + ssdface.postprocess gives exactly what a one-pass detect gives."""
     import ssdface
 
+    detector = ssdface.Detector(weights_dir, padded_pass=False)
     for name, img in photos.items():
         boxes, logits = detector.forward(ssdface.preprocess(img))
         faces = ssdface.postprocess(boxes, logits, (img.shape[1], img.shape[0]))

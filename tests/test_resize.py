@@ -203,7 +203,7 @@ def test_constant_image_on_a_long_axis(isa, shape):
 @pytest.fixture(scope="module")
 def detectors(weights_dir):
     """Detectors on 1, 2 and 3 threads keeping every candidate box."""
-    opts = dict(score_threshold=0.0, iou_threshold=1.0, max_faces=200)
+    opts = dict(score_threshold=0.0, iou_threshold=1.0, max_faces=200, padded_pass=False)
     return {n: ssdface.Detector(weights_dir, num_threads=n, **opts) for n in (1, 2, 3)}
 
 
