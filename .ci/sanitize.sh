@@ -147,6 +147,8 @@ echo "sanitize: built in ${t_build}s; variants: $ISAS; $JOBS at a time"
 echo "sanitize: runtimes $ASAN_LIB $UBSAN_LIB"
 
 # 5. The whole suite per variant. CI=true: a skipped test fails the run.
+#    Tests parametrized on a kernel variant run in that variant's run only
+#    (sanitize_check.py); those of `reference` in the first run.
 #    OPENBLAS_NUM_THREADS=1: only NumPy's float64 reference uses BLAS, and
 #    OpenBLAS's spinning worker threads cost ~15% of the CPU on 2 cores.
 run_variant() {
@@ -157,6 +159,8 @@ run_variant() {
     local rc=0
     { time (cd "$SRC" && sanitized "$isa" env CI=true SSDFACE_SHARED="$SHARED" \
         SSDFACE_ISA="$isa" SSDFACE_SANITIZED_TREE="$SRC" \
+        SSDFACE_SANITIZE_REFERENCE=$([ "$isa" = "${ISAS%% *}" ] && echo 1 || echo 0) \
+        SSDFACE_SANITIZE_SPLIT=$([ "$(echo $ISAS | wc -w)" -gt 1 ] && echo 1 || echo 0) \
         PYTHONPATH="$CI_DIR${PYTHONPATH:+:$PYTHONPATH}" \
         XDG_CACHE_HOME="$WORK/$isa/cache" OPENBLAS_NUM_THREADS=1 \
         "$PY" -m pytest -p sanitize_check -p no:cacheprovider -q -rfE --durations=20 --capture=sys \

@@ -60,7 +60,42 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         print(line)
 
 
+def _other_variant(item: pytest.Item, isa: str, variants: set[str]) -> bool:
+    """With several variant runs ($SSDFACE_SANITIZE_SPLIT=1): whether the
+    test is parametrized on a kernel variant (``isa`` or ``impl``) other
+    than this run's. Each variant's own run sanitizes its kernels;
+    ``reference`` runs where $SSDFACE_SANITIZE_REFERENCE is 1 (one run),
+    since its plain loops are slow under ASan. With one run, every
+    parametrized variant runs in it."""
+    params = getattr(item, "callspec", None)
+    if params is None or os.environ.get("SSDFACE_SANITIZE_SPLIT") != "1":
+        return False
+    for name in ("isa", "impl"):
+        value = params.params.get(name)
+        if isinstance(value, str) and value in variants and value != isa:
+            if value == "reference" and os.environ.get("SSDFACE_SANITIZE_REFERENCE") == "1":
+                continue
+            return True
+    return False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import ssdface
+
+    isa = os.environ.get("SSDFACE_ISA", "")
+    variants = set(ssdface.available_isas())
+    others = [item for item in items if _other_variant(item, isa, variants)]
+    if others:
+        config.hook.pytest_deselected(items=others)
+        skip = set(map(id, others))
+        items[:] = [item for item in items if id(item) not in skip]
+        line = (f"sanitize_check: deselected {len(others)} tests of other kernel variants "
+                f"(their own runs cover them)")
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line(line)
+        else:
+            print(line)
     kept, dropped = [], []
     for item in items:
         marker = item.get_closest_marker("no_asan")

@@ -72,14 +72,20 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--isa", default=None)
+    ap.add_argument("--single-pass", action="store_true",
+                    help="padded_pass=False: one pass per image, the work of a detect call "
+                    "before the padded pass existed (default: the library's two passes)")
     args = ap.parse_args()
 
     shared = shared_dir()
     weights = shared / "weights" / "ssd_mobilenetv2_face_nhwc"
     path = str(shared / "images" / "group_selfie.jpg")
     T, n = args.threads, args.batch
-    det = ssdface.Detector(weights, num_threads=T, isa=args.isa)
-    peers = [ssdface.Detector(weights, num_threads=1, isa=args.isa) for _ in range(T)]
+    views = {"padded_pass": False} if args.single_pass else {}
+    det = ssdface.Detector(weights, num_threads=T, isa=args.isa, **views)
+    peers = [ssdface.Detector(weights, num_threads=1, isa=args.isa, **views) for _ in range(T)]
+    print(f"# detector: num_threads={T}, passes per image: "
+          f"{1 if args.single_pass else 2} (padded_pass={not args.single_pass})")
     photo = ssdface.image.as_image_array(path)
     arrays = [photo] * n
     paths = [path] * n
