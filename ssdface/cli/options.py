@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
+from typing import Any
 
 from .. import __version__
 from ..detector import DEFAULT_SCORE_THRESHOLD, MIN_FACE_SIZE_FLOOR
@@ -17,44 +19,38 @@ class UsageError(Exception):
     """A bad combination of options (exit status 2)."""
 
 
-def _min_face_size(text: str) -> float:
+def _value(text: str, ok: Callable[[float], bool], requirement: str,
+           convert: Callable[[str], float] = float) -> Any:
+    """``convert(text)`` when ``ok`` of it, else an ArgumentTypeError saying ``requirement``."""
     try:
-        value = float(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (MIN_FACE_SIZE_FLOOR <= value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be >= {MIN_FACE_SIZE_FLOOR:g} pixels, got {text}")
+        noun = "an integer" if convert is int else "a number"
+        raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+    if not ok(value):  # NaN fails every comparison: refused too
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
     return value
+
+
+def _min_face_size(text: str) -> float:
+    """--min-face-size: a finite size of at least the floor, in pixels."""
+    return _value(text, lambda v: MIN_FACE_SIZE_FLOOR <= v < float("inf"),
+                  f">= {MIN_FACE_SIZE_FLOOR:g} pixels")
 
 
 def _threshold(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
+    """--threshold, --iou: a number in [0, 1]."""
+    return _value(text, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
+    """--jobs, --threads, --max-faces: an integer >= 1."""
+    return _value(text, lambda v: v >= 1, ">= 1", int)
 
 
 def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0.0:  # also rejects NaN
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+    """--margin: a number >= 0."""
+    return _value(text, lambda v: v >= 0.0, ">= 0")
 
 
 def default_jobs() -> int:
