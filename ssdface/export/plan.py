@@ -155,6 +155,8 @@ def plan(weights: Mapping[str, np.ndarray], input_name: str = INPUT_NAME) -> Pla
             continue
         body.append(conv)
         if entry["residual"] in held:
+            if entry["relu6"]:  # the conv's fused ReLU6 would come before the add
+                raise ValueError(f"{scope}: a residual layer with ReLU6 cannot be exported")
             out = scope.rsplit("_", 1)[0] + "_add"
             body.append(Layer("add", (held[entry["residual"]], scope), out))
             shapes[out] = shapes[scope]
