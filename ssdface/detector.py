@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -11,10 +10,22 @@ from typing import Any, Union
 
 import numpy as np
 
-from . import _core, tiling
+from . import _core, views
+from ._checks import MIN_FACE_SIZE_FLOOR as MIN_FACE_SIZE_FLOOR  # public, also here
+from ._checks import (
+    check_bool,
+    check_head_output,
+    check_image_size,
+    check_max_faces,
+    check_min_face_size,
+    check_positive_int,
+    check_threshold,
+)
 from .face import Face
 from .image import Decoded, decode
 from .isa import default_isa, resolve_isa
+from .views import VIEW_SCORE_THRESHOLD as VIEW_SCORE_THRESHOLD  # public, also here
+from .views import faces as _faces
 from .weights import BytesLike, open_engine
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -28,13 +39,6 @@ NUM_ANCHORS = _core.NUM_ANCHORS
 # of the input-independent boxes the all-zero stand-in weight tensor makes.
 # benchmarks/accuracy.py --sweep-thresholds measures it.
 DEFAULT_SCORE_THRESHOLD = 0.28
-# Views of a multi-view call keep their boxes from this score on: the
-# merge scores a face by how every view saw it, misses and weak looks too.
-VIEW_SCORE_THRESHOLD = 0.01
-# min_face_size below this is refused: faces under ~16 px are found at
-# 0-7% at any magnification (tiling.py), and the number of tiles grows as
-# 1 / min_face_size^2.
-MIN_FACE_SIZE_FLOOR = 8.0
 # At most this many forward passes per image (a 4000x3000 photo at
 # min_face_size=32 takes 1923); a larger plan is refused, not run for minutes.
 DEFAULT_MAX_PASSES = 2048
@@ -85,85 +89,15 @@ def postprocess(
     (or another engine's outputs for the same model); ``image_size`` is
     ``(width, height)`` of the image, for pixel boxes.
     """
-    score_threshold = _check_threshold("score_threshold", score_threshold)
-    iou_threshold = _check_threshold("iou_threshold", iou_threshold)
-    max_faces = _check_max_faces(max_faces)
-    width, height = _check_image_size(image_size)
-    arrays = []
-    for name, a, cols in (("box_encodings", box_encodings, 4), ("class_logits", class_logits, 2)):
-        a = np.asarray(a)
-        if a.dtype.kind != "f":
-            raise TypeError(f"{name} must hold floats, got {a.dtype}")
-        if a.shape == (1, NUM_ANCHORS, cols):
-            a = a[0]
-        if a.shape != (NUM_ANCHORS, cols):
-            raise ValueError(f"{name} must have shape [{NUM_ANCHORS}, {cols}], got {list(a.shape)}")
-        arrays.append(np.ascontiguousarray(a, dtype=np.float32))
+    score_threshold = check_threshold("score_threshold", score_threshold)
+    iou_threshold = check_threshold("iou_threshold", iou_threshold)
+    max_faces = check_max_faces(max_faces)
+    width, height = check_image_size(image_size)
+    arrays = [check_head_output("box_encodings", box_encodings, 4),
+              check_head_output("class_logits", class_logits, 2)]
     rows = _core.postprocess(arrays[0], arrays[1], _core.anchors(), score_threshold,
                              iou_threshold, max_faces, width, height)
     return _faces(rows)
-
-
-def _faces(rows: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> list[Face]:
-    sx, sy = scale
-    return [
-        Face(box=(float(r[0]) * sx, float(r[1]) * sy, float(r[2]) * sx, float(r[3]) * sy),
-            score=float(r[4]))
-        for r in rows
-    ]
-
-
-_MAX_SIDE = float(2**31)
-
-
-def _check_image_size(image_size: Any) -> tuple[float, float]:
-    """(width, height): two finite, positive numbers."""
-    if isinstance(image_size, (str, bytes)) or not isinstance(image_size, Sequence) or len(
-        image_size
-    ) != 2:
-        raise TypeError(f"image_size must be a (width, height) pair, got {image_size!r}")
-    for v in image_size:
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise TypeError(f"image_size must hold two numbers, got {image_size!r}")
-    width, height = float(image_size[0]), float(image_size[1])
-    if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):  # also rejects NaN, inf
-        raise ValueError(f"image_size must be positive and at most 2**31 (width, height), got "
-                         f"{image_size!r}")
-    return width, height
-
-
-def _check_threshold(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number in [0, 1], got {type(value).__name__}")
-    value = float(value)
-    if not 0.0 <= value <= 1.0:  # also rejects NaN
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return value
-
-
-def _check_max_faces(value: int) -> int:
-    """A positive integer, capped at the anchor count (no more boxes exist)."""
-    return min(_check_positive_int("max_faces", value), NUM_ANCHORS)
-
-
-def _check_min_face_size(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"min_face_size must be a number of pixels or None, got "
-                        f"{type(value).__name__}")
-    if not (value >= MIN_FACE_SIZE_FLOOR and value < float("inf")):
-        raise ValueError(f"min_face_size must be >= {MIN_FACE_SIZE_FLOOR:g} pixels (smaller "
-                         f"faces are not found by this model) and finite, got {value!r}")
-    return float(value)
-
-
-def _check_positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 class Detector:
@@ -238,7 +172,7 @@ class Detector:
         self.padded_pass = padded_pass
         self.max_passes = max_passes
         self.last_passes = 0
-        num_threads = _check_positive_int("num_threads", num_threads)
+        num_threads = check_positive_int("num_threads", num_threads)
         resolved_isa = resolve_isa(isa)
         self._engine, self._weights_path = open_engine(weights, num_threads)
         self._engine.kernels = resolved_isa
@@ -286,7 +220,7 @@ class Detector:
 
     @score_threshold.setter
     def score_threshold(self, value: float) -> None:
-        self._score_threshold = _check_threshold("score_threshold", value)
+        self._score_threshold = check_threshold("score_threshold", value)
 
     @property
     def iou_threshold(self) -> float:
@@ -295,7 +229,7 @@ class Detector:
 
     @iou_threshold.setter
     def iou_threshold(self, value: float) -> None:
-        self._iou_threshold = _check_threshold("iou_threshold", value)
+        self._iou_threshold = check_threshold("iou_threshold", value)
 
     @property
     def max_faces(self) -> int:
@@ -304,7 +238,7 @@ class Detector:
 
     @max_faces.setter
     def max_faces(self, value: int) -> None:
-        self._max_faces = _check_max_faces(value)
+        self._max_faces = check_max_faces(value)
 
     @property
     def min_face_size(self) -> float | None:
@@ -313,7 +247,7 @@ class Detector:
 
     @min_face_size.setter
     def min_face_size(self, value: float | None) -> None:
-        self._min_face_size = _check_min_face_size(value)
+        self._min_face_size = check_min_face_size(value)
 
     @property
     def padded_pass(self) -> bool:
@@ -322,9 +256,7 @@ class Detector:
 
     @padded_pass.setter
     def padded_pass(self, value: bool) -> None:
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"padded_pass must be True or False, got {type(value).__name__}")
-        self._padded_pass = bool(value)
+        self._padded_pass = check_bool("padded_pass", value)
 
     @property
     def max_passes(self) -> int:
@@ -333,7 +265,7 @@ class Detector:
 
     @max_passes.setter
     def max_passes(self, value: int) -> None:
-        self._max_passes = _check_positive_int("max_passes", value)
+        self._max_passes = check_positive_int("max_passes", value)
 
     @property
     def num_threads(self) -> int:
@@ -388,7 +320,7 @@ class Detector:
         ``min_face_size`` overrides the detector's for this call (None: no
         tiles).
         """
-        mfs = self.min_face_size if min_face_size is _UNSET else _check_min_face_size(min_face_size)
+        mfs = self.min_face_size if min_face_size is _UNSET else check_min_face_size(min_face_size)
         if mfs is None and not self.padded_pass:  # one view: the engine's own path
             decoded = decode(image, bgr=bgr)
             rows = self._engine.detect(
@@ -396,7 +328,7 @@ class Detector:
             )
             self.last_passes = 1
             return _faces(rows, decoded.scale)
-        return self._detect_decoded([decode(image, bgr=bgr, need=self._need(mfs))], mfs)[0]
+        return self._detect_decoded([self.decode(image, bgr=bgr, min_face_size=mfs)], mfs)[0]
 
     def decode(self, image: Any, *, bgr: bool = False,
                min_face_size: float | None = _UNSET) -> Decoded:
@@ -404,8 +336,8 @@ class Detector:
         smallest scale this detector's views need), for pipelines that
         decode in one thread and detect in another: ``detect`` takes the
         result as it is (keep ``min_face_size`` the same in both calls)."""
-        mfs = self.min_face_size if min_face_size is _UNSET else _check_min_face_size(min_face_size)
-        return decode(image, bgr=bgr, need=self._need(mfs))
+        mfs = self.min_face_size if min_face_size is _UNSET else check_min_face_size(min_face_size)
+        return decode(image, bgr=bgr, need=views.need(mfs, self.padded_pass))
 
     def preprocess(self, image: Any, *, bgr: bool = False) -> np.ndarray:
         """:func:`ssdface.preprocess` with this detector's kernels: bit for bit
@@ -435,12 +367,12 @@ class Detector:
                 + (" (or list(array) for an NxHxWxC stack)"
                    if isinstance(images, np.ndarray) else "")
             )
-        mfs = self.min_face_size if min_face_size is _UNSET else _check_min_face_size(min_face_size)
+        mfs = self.min_face_size if min_face_size is _UNSET else check_min_face_size(min_face_size)
         images = list(images)
         if not images:
             self.last_passes = 0
             return []
-        need = self._need(mfs)
+        need = views.need(mfs, self.padded_pass)
         size = 4 * self.num_threads
         chunks = [images[i:i + size] for i in range(0, len(images), size)]
         passes = 0
@@ -451,12 +383,12 @@ class Detector:
         # Decoding (Pillow releases the GIL) of chunk k + 1 overlaps the
         # detection of chunk k (the engine releases it too).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssdface-decode") as pool:
-            pending = pool.submit(_decode_all, chunks[0], bgr, need)
+            pending = pool.submit(views.decode_all, chunks[0], bgr, need)
             try:
                 for k in range(len(chunks)):
                     decoded = pending.result()
                     if k + 1 < len(chunks):
-                        pending = pool.submit(_decode_all, chunks[k + 1], bgr, need)
+                        pending = pool.submit(views.decode_all, chunks[k + 1], bgr, need)
                     out.extend(self._detect_decoded(decoded, mfs))
                     passes += self.last_passes
             except BaseException:
@@ -465,62 +397,12 @@ class Detector:
         self.last_passes = passes
         return out
 
-    def _need(self, mfs: float | None) -> Any:
-        """The decoder's ``need``: pixels of the original every view of the
-        plan still gets at full detail (the JPEG draft scale follows)."""
-        pad = self.padded_pass
-
-        def need(width: int, height: int) -> tuple[int, int]:
-            return tiling.need(tiling.plan(width, height, mfs, pad), width, height)
-
-        return need
-
-    def _plan(self, decoded: Decoded, mfs: float | None) -> list[tiling.View]:
-        width, height = decoded.size
-        if mfs is not None:
-            # Count before building: tiles of an extreme plan would take
-            # time and memory just to be refused.
-            passes = 1 + self.padded_pass + tiling.count(width, height, mfs)
-            if passes > self.max_passes:
-                raise ValueError(
-                    f"min_face_size={mfs:g} on a {width}x{height} image takes {passes} "
-                    f"forward passes, over max_passes={self.max_passes}: raise min_face_size "
-                    f"(the passes grow as 1/min_face_size^2) or max_passes"
-                )
-        return tiling.plan(width, height, mfs, self.padded_pass)
-
     def _detect_decoded(self, decoded: list[Decoded], mfs: float | None) -> list[list[Face]]:
-        """Faces of decoded images, every view of every image in one engine
-        call (a thread per view on 2 threads or more)."""
-        if mfs is None and not self.padded_pass:
-            # One whole view each: boxes in the pixels' frame, thresholded
-            # by the engine, then scaled to the original as detect does.
-            whole = (0, 0, INPUT_SIZE, INPUT_SIZE)
-            rows = self._engine.detect_views(
-                [(d.pixels, whole) for d in decoded], self.score_threshold,
-                self.iou_threshold, self.max_faces,
-                box_sizes=[(d.pixels.shape[1], d.pixels.shape[0]) for d in decoded],
-            )
-            self.last_passes = len(decoded)
-            return [_faces(r, d.scale) for r, d in zip(rows, decoded)]
-        items: list[tuple[np.ndarray, tuple[int, int, int, int], bool]] = []
-        views: list[list[tiling.View]] = []
-        for d in decoded:
-            views.append([])
-            for view in self._plan(d, mfs):
-                crop, snapped = _crop(d, view)
-                items.append((crop, view.dst, view.flip))
-                views[-1].append(snapped)
-        rows = self._engine.detect_views(items, min(VIEW_SCORE_THRESHOLD, self.score_threshold),
-                                         self.iou_threshold, NUM_ANCHORS)
-        self.last_passes = len(items)
-        out, k = [], 0
-        for image_views in views:
-            per_view = [(v, r[:, :5]) for v, r in zip(image_views, rows[k:k + len(image_views)])]
-            k += len(image_views)
-            merged = tiling.merge(per_view, self.iou_threshold, NUM_ANCHORS)
-            merged = merged[merged[:, 4] >= self.score_threshold][: self.max_faces]
-            out.append(_faces(merged))
+        """Faces of decoded images (:func:`ssdface.views.detect`); sets ``last_passes``."""
+        out, self.last_passes = views.detect(
+            self._engine, decoded, mfs, padded=self.padded_pass, max_passes=self.max_passes,
+            score_threshold=self.score_threshold, iou_threshold=self.iou_threshold,
+            max_faces=self.max_faces)
         return out
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -548,24 +430,6 @@ class Detector:
     def anchors(self) -> np.ndarray:
         """The 1917 anchors as ``(yc, xc, h, w)``, normalised, float32."""
         return self._engine.anchors()
-
-
-def _decode_all(images: list[Any], bgr: bool, need: Any) -> list[Decoded]:
-    return [decode(im, bgr=bgr, need=need) for im in images]
-
-
-def _crop(decoded: Decoded, view: tiling.View) -> tuple[np.ndarray, tiling.View]:
-    """The decoded pixels a view reads (its source rectangle on the decoded
-    pixel grid, at least one pixel), and the view with its source moved to
-    exactly that rectangle, in original pixels, for mapping boxes back."""
-    sx, sy = decoded.scale  # original pixels per decoded pixel
-    height, width = decoded.pixels.shape[:2]
-    x0 = min(max(int(round(view.src[0] / sx)), 0), width - 1)
-    y0 = min(max(int(round(view.src[1] / sy)), 0), height - 1)
-    x1 = min(max(int(round(view.src[2] / sx)), x0 + 1), width)
-    y1 = min(max(int(round(view.src[3] / sy)), y0 + 1), height)
-    snapped = tiling.View((x0 * sx, y0 * sy, x1 * sx, y1 * sy), view.dst, view.inner, view.flip)
-    return decoded.pixels[y0:y1, x0:x1], snapped
 
 
 def _rebuild(kwargs: dict[str, Any]) -> Detector:

@@ -301,7 +301,7 @@ def test_jobs_2_with_threads_draw_and_crop(tmp_path, small, blob):
 def test_no_worker_processes_goes_on_in_one(tmp_path, small, blob, expected, capsys,
                                            monkeypatch):
     """Where processes cannot be started, the work is done in this one."""
-    from ssdface import cli
+    from ssdface.cli import workers as cli
 
     def no_processes():
         raise OSError("no semaphores here")
