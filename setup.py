@@ -262,8 +262,9 @@ def is_x86_64():
 
 
 def c_sources():
-    """Core and portable kernel sources (compiled with the base flags)."""
-    files = glob(os.path.join("csrc", "*.c")) + glob(os.path.join("csrc", "kernels", "*.c"))
+    """Core, model and portable kernel sources (compiled with the base flags)."""
+    files = (glob(os.path.join("csrc", "*.c")) + glob(os.path.join("csrc", "models", "*.c"))
+             + glob(os.path.join("csrc", "kernels", "*.c")))
     return sorted(f.replace(os.sep, "/") for f in files if f.replace(os.sep, "/")
                   not in X86_VARIANTS)
 

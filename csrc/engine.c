@@ -7,12 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "anchors.h"
 #include "resize.h"
 #include "threadpool.h"
 
 #define MAX_THREADS 256
-#define ROW_FLOATS ((size_t)SSDF_INPUT_SIZE * 3)
-#define INPUT_FLOATS ((size_t)SSDF_INPUT_SIZE * ROW_FLOATS)
 #define RESTART_FAILED                                                                        \
     "could not start the detector's worker threads in this process (after fork): the system " \
     "refused a new thread; nothing ran, the next call tries again"
@@ -33,7 +32,7 @@ typedef struct {
 #define SET_PARTS (SSDF_NUM_SLOTS + 4)
 
 struct ssdf_engine {
-    const ssdf_graph *graph;
+    const ssdf_model *model;
     const ssdf_kernel_table *kernels;
     ssdf_pool *pool;
     int nthreads;
@@ -46,7 +45,7 @@ struct ssdf_engine {
     buffer_set main;
     buffer_set *lanes; /* nthreads sets once a batch has run on lanes, or NULL */
     float *scratch[MAX_THREADS];
-    float anchors[SSDF_NUM_ANCHORS * 4];
+    float *anchors; /* the model's anchors, num_anchors x 4 */
 };
 
 /* Arguments of one forward pass, shared by the threads running it. */
@@ -96,20 +95,20 @@ static ssdf_block block_of(const ssdf_engine *e, const ssdf_layer *P, const forw
 
 /* A buffer set's layout: offsets[] of its parts (SET_PARTS), each 64-byte
  * aligned; returns its size in bytes. */
-static size_t set_layout(const ssdf_graph *g, size_t offsets[SET_PARTS]) {
+static size_t set_layout(const ssdf_model *g, size_t offsets[SET_PARTS]) {
     size_t total = 0;
     for (int s = 0; s < SSDF_NUM_SLOTS; s++) {
         offsets[s] = total;
         total += ssdf_round_up(g->slot_floats[s] * sizeof(float), SSDF_ALIGN);
     }
     offsets[SSDF_NUM_SLOTS] = total;
-    total += ssdf_round_up(sizeof(float) * INPUT_FLOATS, SSDF_ALIGN);
+    total += ssdf_round_up(sizeof(float) * ssdf_model_input_floats(g), SSDF_ALIGN);
     offsets[SSDF_NUM_SLOTS + 1] = total;
-    total += ssdf_round_up(sizeof(float) * SSDF_NUM_ANCHORS * 4, SSDF_ALIGN);
+    total += ssdf_round_up(sizeof(float) * ssdf_model_box_floats(g), SSDF_ALIGN);
     offsets[SSDF_NUM_SLOTS + 2] = total;
-    total += ssdf_round_up(sizeof(float) * SSDF_NUM_ANCHORS * 2, SSDF_ALIGN);
+    total += ssdf_round_up(sizeof(float) * ssdf_model_logit_floats(g), SSDF_ALIGN);
     offsets[SSDF_NUM_SLOTS + 3] = total;
-    total += ssdf_round_up(ssdf_postprocess_scratch_bytes(), SSDF_ALIGN);
+    total += ssdf_round_up(ssdf_postprocess_scratch_bytes(g), SSDF_ALIGN);
     return total;
 }
 
@@ -124,7 +123,7 @@ static void set_place(buffer_set *b, void *base, const size_t offsets[SET_PARTS]
 
 /* The spill buffers of a set, unless it has them; their bytes are added to
  * *bytes. 0, or -1 when out of memory (what was allocated is kept). */
-static int set_spill(const ssdf_graph *g, buffer_set *b, size_t *bytes) {
+static int set_spill(const ssdf_model *g, buffer_set *b, size_t *bytes) {
     for (int i = 0; i < 2; i++) {
         if (b->spill[i]) continue;
         if (!(b->spill[i] = ssdf_aligned_alloc(g->spill_floats[i] * sizeof(float)))) return -1;
@@ -152,7 +151,7 @@ static void lanes_free(ssdf_engine *e) {
  * (an engine that never runs a batch keeps its start-up memory). */
 static int ensure_lanes(ssdf_engine *e, ssdf_error *err) {
     size_t offsets[SET_PARTS], added = 0;
-    const size_t bytes = set_layout(e->graph, offsets);
+    const size_t bytes = set_layout(e->model, offsets);
     if (e->lanes) return SSDF_OK;
     if (!(e->lanes = calloc((size_t)e->nthreads, sizeof *e->lanes))) goto nomem;
     for (int t = 0; t < e->nthreads; t++) {
@@ -160,7 +159,7 @@ static int ensure_lanes(ssdf_engine *e, ssdf_error *err) {
         if (!(b->mem = ssdf_aligned_alloc(bytes))) goto nomem;
         set_place(b, b->mem, offsets);
         added += bytes;
-        if (!e->kernels->block && set_spill(e->graph, b, &added)) goto nomem;
+        if (!e->kernels->block && set_spill(e->model, b, &added)) goto nomem;
     }
     e->arena_bytes += added;
     return SSDF_OK;
@@ -171,7 +170,7 @@ nomem:
                      "each)", e->nthreads, bytes);
 }
 
-int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int num_threads,
+int ssdf_engine_create(ssdf_engine **out, const ssdf_model *model, const uint8_t *blob, size_t size, int num_threads,
                        ssdf_error *err) {
     ssdf_engine *e;
     size_t offsets[SET_PARTS], total, scratch_floats = 0;
@@ -181,7 +180,7 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
         return ssdf_fail(err, SSDF_ERR_VALUE, "num_threads must be in [1, %d], got %d",
                          MAX_THREADS, num_threads);
     if (!(e = calloc(1, sizeof *e))) return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory");
-    e->graph = ssdf_graph_get();
+    e->model = model;
     e->kernels = ssdf_kernels_best();
     e->nthreads = num_threads;
 
@@ -193,7 +192,7 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
         memcpy(e->blob_copy, blob, size);
         blob = e->blob_copy;
     }
-    rc = ssdf_blob_open(blob, size, e->graph, e->tensors, &e->info, err);
+    rc = ssdf_blob_open(blob, size, e->model, e->tensors, &e->info, err);
     if (rc) {
         ssdf_engine_destroy(e);
         return rc;
@@ -201,9 +200,9 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
 
     /* One allocation for the main buffer set and the scratch, each buffer
      * 64-byte aligned. */
-    total = set_layout(e->graph, offsets);
-    for (int l = 0; l < e->graph->n_layers; l++) {
-        const ssdf_layer *L = &e->graph->layers[l];
+    total = set_layout(e->model, offsets);
+    for (int l = 0; l < e->model->n_layers; l++) {
+        const ssdf_layer *L = &e->model->layers[l];
         if (L->op == SSDF_OP_CONV3X3 && ssdf_conv_scratch_floats(L->in_c) > scratch_floats)
             scratch_floats = ssdf_conv_scratch_floats(L->in_c);
         if (L->fuse_next && L[1].fuse_next) { /* a fused block starts here */
@@ -228,7 +227,11 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
         ssdf_engine_destroy(e);
         return ssdf_fail(err, SSDF_ERR_THREADS, "could not start %d threads", num_threads);
     }
-    ssdf_anchors(e->graph, e->anchors);
+    if (!(e->anchors = malloc(sizeof(float) * 4 * (size_t)model->num_anchors))) {
+        ssdf_engine_destroy(e);
+        return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory for the anchors");
+    }
+    ssdf_anchors(e->model, e->anchors);
     *out = e;
     return SSDF_OK;
 }
@@ -240,18 +243,20 @@ void ssdf_engine_destroy(ssdf_engine *e) {
     set_free(&e->main);
     ssdf_aligned_free(e->arena);
     ssdf_aligned_free(e->blob_copy);
+    free(e->anchors);
     free(e);
 }
 
 const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e) { return &e->info; }
+const ssdf_model *ssdf_engine_model(const ssdf_engine *e) { return e->model; }
 int ssdf_engine_threads(const ssdf_engine *e) { return e->nthreads; }
 int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err) {
     /* Kernels that cannot run a block fused run its layers one by one, and
      * need the intermediates materialised: in every buffer set. */
     if (!k->block) {
-        int failed = set_spill(e->graph, &e->main, &e->arena_bytes);
+        int failed = set_spill(e->model, &e->main, &e->arena_bytes);
         for (int t = 0; e->lanes && t < e->nthreads && !failed; t++)
-            failed = set_spill(e->graph, &e->lanes[t], &e->arena_bytes);
+            failed = set_spill(e->model, &e->lanes[t], &e->arena_bytes);
         if (failed) return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory");
     }
     e->kernels = k;
@@ -304,8 +309,8 @@ static void run_layers(const forward_job *job, int part, int parts, float *scrat
     const ssdf_engine *e = job->e;
     const ssdf_kernel_table *k = e->kernels;
     const int timed = job->seconds && part == 0;
-    for (int l = 0; l < e->graph->n_layers; l++) {
-        const ssdf_layer *L = &e->graph->layers[l];
+    for (int l = 0; l < e->model->n_layers; l++) {
+        const ssdf_layer *L = &e->model->layers[l];
         const ssdf_conv_params p = params_of(L);
         if (L->fuse_next && k->block) {
             /* A fused block: each thread takes a band of depthwise output
@@ -344,15 +349,17 @@ static void forward_region(void *ctx, int t, int T) {
     run_layers(job, t, T, job->e->scratch[t]);
 }
 
-static int check_finite(const float *input, int image, int n, ssdf_error *err) {
-    for (size_t i = 0; i < INPUT_FLOATS; i++) {
+static int check_finite(const ssdf_model *m, const float *input, int image, int n,
+                        ssdf_error *err) {
+    const size_t floats = ssdf_model_input_floats(m);
+    for (size_t i = 0; i < floats; i++) {
         if (isfinite(input[i])) continue;
         if (n == 1)
             return ssdf_fail(err, SSDF_ERR_VALUE, "input holds a non-finite value (NaN or inf) "
                              "at flat index %zu", i);
         return ssdf_fail(err, SSDF_ERR_VALUE, "input holds a non-finite value (NaN or inf) at "
                          "flat index %zu (image %d, flat index %zu in it)",
-                         (size_t)image * INPUT_FLOATS + i, image, i);
+                         (size_t)image * floats + i, image, i);
     }
     return SSDF_OK;
 }
@@ -368,7 +375,7 @@ static int run_split(ssdf_engine *e, const float *input, float *boxes, float *lo
 
 static int run_forward(ssdf_engine *e, const float *input, float *boxes, float *logits,
                        double *seconds, ssdf_error *err) {
-    const int rc = check_finite(input, 0, 1, err);
+    const int rc = check_finite(e->model, input, 0, 1, err);
     return rc ? rc : run_split(e, input, boxes, logits, seconds, err);
 }
 
@@ -390,7 +397,7 @@ static size_t split_at(size_t n, int t, int T) {
 
 /* ---- Views ---- */
 
-static int check_view(const ssdf_view *v, int i, int n, ssdf_error *err) {
+static int check_view(const ssdf_model *m, const ssdf_view *v, int i, int n, ssdf_error *err) {
     char who[32] = "";
     if (n > 1) snprintf(who, sizeof who, "view %d: ", i);
     if (!v->pixels) return ssdf_fail(err, SSDF_ERR_VALUE, "%sno pixels (NULL)", who);
@@ -402,11 +409,11 @@ static int check_view(const ssdf_view *v, int i, int n, ssdf_error *err) {
     if (v->row_stride < (ptrdiff_t)v->width * v->channels)
         return ssdf_fail(err, SSDF_ERR_VALUE, "%srow stride %td is less than a row (%d pixels "
                          "of %d bytes)", who, v->row_stride, v->width, v->channels);
-    if (!(0 <= v->x0 && v->x0 < v->x1 && v->x1 <= SSDF_INPUT_SIZE && 0 <= v->y0 &&
-          v->y0 < v->y1 && v->y1 <= SSDF_INPUT_SIZE))
+    if (!(0 <= v->x0 && v->x0 < v->x1 && v->x1 <= m->input_w && 0 <= v->y0 &&
+          v->y0 < v->y1 && v->y1 <= m->input_h))
         return ssdf_fail(err, SSDF_ERR_VALUE, "%sdestination (x0 %d, y0 %d, x1 %d, y1 %d) is "
                          "not a non-empty rectangle inside the %dx%d input", who, v->x0, v->y0,
-                         v->x1, v->y1, SSDF_INPUT_SIZE, SSDF_INPUT_SIZE);
+                         v->x1, v->y1, m->input_w, m->input_h);
     if (v->flip != 0 && v->flip != 1)
         return ssdf_fail(err, SSDF_ERR_VALUE, "%sflip must be 0 or 1, got %d", who, v->flip);
     if (!(v->box_width == 0.0f || (isfinite(v->box_width) && v->box_width > 0.0f)) ||
@@ -422,9 +429,9 @@ static int plan_view(ssdf_resize_plan *plan, const ssdf_view *v, int nthreads, s
                                  v->y1 - v->y0, v->x1 - v->x0, nthreads, err);
 }
 
-/* One input row (300 RGB pixels) mirrored left-right in place. */
-static void mirror_row(float *row) {
-    for (int i = 0, j = SSDF_INPUT_SIZE - 1; i < j; i++, j--)
+/* One input row (`width` RGB pixels) mirrored left-right in place. */
+static void mirror_row(float *row, int width) {
+    for (int i = 0, j = width - 1; i < j; i++, j--)
         for (int c = 0; c < 3; c++) {
             const float t = row[i * 3 + c];
             row[i * 3 + c] = row[j * 3 + c];
@@ -434,36 +441,38 @@ static void mirror_row(float *row) {
 
 /* Rows [Y0, Y1) of the network input for view v: the view's resized rows
  * inside its rectangle, 0.0 around it. The plan's prepass must be done. */
-static void view_rows(const ssdf_view *v, const ssdf_resize_plan *plan,
+static void view_rows(const ssdf_model *m, const ssdf_view *v, const ssdf_resize_plan *plan,
                       const ssdf_kernel_table *k, int Y0, int Y1, int thread, float *input) {
+    const size_t row_floats = (size_t)m->input_w * 3;
     const size_t left = (size_t)v->x0 * 3, right = (size_t)v->x1 * 3;
     for (int y = Y0; y < Y1; y++) {
-        float *row = input + (size_t)y * ROW_FLOATS;
+        float *row = input + (size_t)y * row_floats;
         if (y < v->y0 || y >= v->y1) {
-            memset(row, 0, ROW_FLOATS * sizeof(float));
+            memset(row, 0, row_floats * sizeof(float));
             continue;
         }
         if (left) memset(row, 0, left * sizeof(float));
-        if (right < ROW_FLOATS) memset(row + right, 0, (ROW_FLOATS - right) * sizeof(float));
+        if (right < row_floats) memset(row + right, 0, (row_floats - right) * sizeof(float));
     }
     const int a = Y0 > v->y0 ? Y0 : v->y0, b = Y1 < v->y1 ? Y1 : v->y1;
     if (a < b)
         ssdf_resize_rows(plan, k, a - v->y0, b - v->y0, thread,
-                         input + (size_t)v->y0 * ROW_FLOATS + left, ROW_FLOATS);
+                         input + (size_t)v->y0 * row_floats + left, row_floats);
     if (v->flip) /* after the resize: mirroring its source would cost a copy */
-        for (int y = a; y < b; y++) mirror_row(input + (size_t)y * ROW_FLOATS);
+        for (int y = a; y < b; y++) mirror_row(input + (size_t)y * row_floats, m->input_w);
 }
 
 static int postprocess_view(const ssdf_engine *e, const ssdf_view *v, const buffer_set *b,
                             float score_threshold, float iou_threshold, int max_faces,
                             ssdf_face *faces) {
-    const float w = v->box_width > 0.0f ? v->box_width : (float)SSDF_INPUT_SIZE;
-    const float h = v->box_height > 0.0f ? v->box_height : (float)SSDF_INPUT_SIZE;
-    return ssdf_postprocess(b->boxes, b->logits, e->anchors, score_threshold, iou_threshold,
+    const float w = v->box_width > 0.0f ? v->box_width : (float)e->model->input_w;
+    const float h = v->box_height > 0.0f ? v->box_height : (float)e->model->input_h;
+    return ssdf_postprocess(e->model, b->boxes, b->logits, e->anchors, score_threshold, iou_threshold,
                             max_faces, w, h, faces, b->post);
 }
 
 typedef struct {
+    const ssdf_model *m;
     const ssdf_view *v;
     const ssdf_resize_plan *plan;
     const ssdf_kernel_table *kernels;
@@ -478,8 +487,9 @@ static void resize_region(void *ctx, int t, int T) {
         ssdf_resize_prepass(job->plan, split_at(items, t, T), split_at(items, t + 1, T), t);
         ssdf_pool_barrier(job->pool);
     }
-    view_rows(job->v, job->plan, job->kernels, (int)split_at(SSDF_INPUT_SIZE, t, T),
-              (int)split_at(SSDF_INPUT_SIZE, t + 1, T), t, job->input);
+    const size_t rows = (size_t)job->m->input_h;
+    view_rows(job->m, job->v, job->plan, job->kernels, (int)split_at(rows, t, T),
+              (int)split_at(rows, t + 1, T), t, job->input);
 }
 
 /* One view split between the threads, on the main buffer set. */
@@ -489,7 +499,7 @@ static int view_split(ssdf_engine *e, const ssdf_view *v, float score_threshold,
     ssdf_resize_plan plan;
     int rc = plan_view(&plan, v, e->nthreads, err);
     if (rc) return rc;
-    resize_job job = {v, &plan, e->kernels, e->pool, e->main.input};
+    resize_job job = {e->model, v, &plan, e->kernels, e->pool, e->main.input};
     rc = ssdf_pool_run(e->pool, resize_region, &job);
     ssdf_resize_plan_free(&plan);
     if (rc) return ssdf_fail(err, SSDF_ERR_THREADS, RESTART_FAILED);
@@ -537,7 +547,7 @@ static int view_in_lane(batch_job *job, size_t i, int t, ssdf_error *err) {
     int rc = plan_view(&plan, v, 1, err);
     if (rc) return rc;
     ssdf_resize_prepass(&plan, 0, ssdf_resize_prepass_items(&plan), 0);
-    view_rows(v, &plan, e->kernels, 0, SSDF_INPUT_SIZE, 0, b->input);
+    view_rows(e->model, v, &plan, e->kernels, 0, e->model->input_h, 0, b->input);
     ssdf_resize_plan_free(&plan);
     const forward_job fj = {e, b, b->input, b->boxes, b->logits, NULL};
     run_layers(&fj, 0, 1, e->scratch[t]);
@@ -561,9 +571,11 @@ static void lanes_region(void *ctx, int t, int T) {
             const int rc = view_in_lane(job, i, t, &err);
             if (rc) record_failure(job, rc, &err);
         } else {
-            const forward_job fj = {e, &e->lanes[t], job->inputs + i * INPUT_FLOATS,
-                                    job->boxes + i * (size_t)SSDF_NUM_ANCHORS * 4,
-                                    job->logits + i * (size_t)SSDF_NUM_ANCHORS * 2, NULL};
+            const ssdf_model *m = e->model;
+            const forward_job fj = {e, &e->lanes[t],
+                                    job->inputs + i * ssdf_model_input_floats(m),
+                                    job->boxes + i * ssdf_model_box_floats(m),
+                                    job->logits + i * ssdf_model_logit_floats(m), NULL};
             run_layers(&fj, 0, 1, e->scratch[t]);
         }
     }
@@ -591,7 +603,8 @@ int ssdf_engine_forward_batch(ssdf_engine *e, const float *inputs, int n, float 
                               float *logits, ssdf_error *err) {
     if (n < 0) return ssdf_fail(err, SSDF_ERR_VALUE, "batch size %d is negative", n);
     for (int i = 0; i < n; i++) {
-        const int rc = check_finite(inputs + (size_t)i * INPUT_FLOATS, i, n, err);
+        const int rc = check_finite(e->model, inputs + (size_t)i * ssdf_model_input_floats(e->model), i,
+                                    n, err);
         if (rc) return rc;
     }
     if (use_lanes(e, n)) {
@@ -604,9 +617,10 @@ int ssdf_engine_forward_batch(ssdf_engine *e, const float *inputs, int n, float 
         return run_lanes(&job, err);
     }
     for (int i = 0; i < n; i++) {
-        const int rc = run_split(e, inputs + (size_t)i * INPUT_FLOATS,
-                                 boxes + (size_t)i * SSDF_NUM_ANCHORS * 4,
-                                 logits + (size_t)i * SSDF_NUM_ANCHORS * 2, NULL, err);
+        const int rc = run_split(e, inputs + (size_t)i * ssdf_model_input_floats(e->model),
+                                 boxes + (size_t)i * ssdf_model_box_floats(e->model),
+                                 logits + (size_t)i * ssdf_model_logit_floats(e->model), NULL,
+                                 err);
         if (rc) return rc;
     }
     return SSDF_OK;
@@ -618,7 +632,7 @@ int ssdf_engine_detect_views(ssdf_engine *e, const ssdf_view *views, int n,
     if (n < 0) return ssdf_fail(err, SSDF_ERR_VALUE, "view count %d is negative", n);
     if (max_faces < 1) return ssdf_fail(err, SSDF_ERR_VALUE, "max_faces must be >= 1");
     for (int i = 0; i < n; i++) {
-        const int rc = check_view(&views[i], i, n, err);
+        const int rc = check_view(e->model, &views[i], i, n, err);
         if (rc) return rc;
     }
     if (use_lanes(e, n)) {
@@ -645,8 +659,8 @@ int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, i
                        int channels, ptrdiff_t row_stride, float score_threshold,
                        float iou_threshold, int max_faces, ssdf_face *faces, int *n_faces,
                        ssdf_error *err) {
-    const ssdf_view view = {image, height, width, channels, row_stride, 0, 0, SSDF_INPUT_SIZE,
-                            SSDF_INPUT_SIZE, (float)width, (float)height};
+    const ssdf_view view = {image, height, width, channels, row_stride, 0, 0, e->model->input_w,
+                            e->model->input_h, (float)width, (float)height};
     return ssdf_engine_detect_views(e, &view, 1, score_threshold, iou_threshold, max_faces,
                                     faces, n_faces, err);
 }

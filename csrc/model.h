@@ -1,24 +1,26 @@
-/* The SSD MobileNetV2 face network as data: a flat table of layers built from
- * the MobileNetV2 block configuration, plus the table of weight tensors the
- * layers read. The engine runs the layer table in order; nothing else in the
- * core knows the network's shape. */
-#ifndef SSDF_GRAPH_H
-#define SSDF_GRAPH_H
+/* What a model is, as data: its input size, its layer table (the engine runs
+ * it in order), the weight tensors the layers read, its outputs (anchors x
+ * box encodings and anchors x class logits) and the specification of its
+ * anchors and box coder. A model is defined by one file in models/, which
+ * fills an ssdf_model; nothing else in the core knows any network's shape,
+ * sizes or tensor names. */
+#ifndef SSDF_MODEL_H
+#define SSDF_MODEL_H
 
 #include <stddef.h>
 
-#define SSDF_INPUT_SIZE 300
-#define SSDF_NUM_ANCHORS 1917
-#define SSDF_NUM_FEATURE_MAPS 6
+/* Capacities of the description (not properties of any model). */
 #define SSDF_MAX_TENSORS 160
 #define SSDF_MAX_LAYERS 80
 #define SSDF_NUM_SLOTS 3
 #define SSDF_TENSOR_NAME_MAX 88
+#define SSDF_MODEL_NAME_MAX 32
+#define SSDF_MAX_GRIDS 8
+#define SSDF_MAX_ANCHORS_PER_CELL 8
 /* A block runs fused when its expanded tensor is larger than this; smaller
- * ones (the 10x10 blocks) are faster as whole-tensor GEMMs, whose tiles are
- * fuller and whose threads split channels instead of recomputing rows. */
+ * ones are faster as whole-tensor GEMMs, whose tiles are fuller and whose
+ * threads split channels instead of recomputing rows. */
 #define SSDF_FUSE_MIN_BYTES (1024 * 1024)
-
 
 /* How a weight tensor is laid out in the blob (see pack.c). */
 typedef enum {
@@ -69,26 +71,59 @@ typedef struct {
                               fused block: producer -> depthwise -> project */
 } ssdf_layer;
 
+/* One feature-map grid of anchors: size x size cells, each with per_cell
+ * anchors of (scale, aspect ratio); an anchor of scale s and ratio r has
+ * height s / sqrt(r) and width s * sqrt(r) in units of the square input,
+ * and is centred on its cell. Anchors are flattened grid by grid, then row,
+ * column, anchor (anchor fastest): the NHWC order of the head outputs. */
 typedef struct {
+    int size;
+    int per_cell;
+    double scale[SSDF_MAX_ANCHORS_PER_CELL];
+    double ratio[SSDF_MAX_ANCHORS_PER_CELL];
+} ssdf_anchor_grid;
+
+typedef struct {
+    char name[SSDF_MODEL_NAME_MAX + 1]; /* stored in (and checked against) the blob */
+    int input_h, input_w, input_c;      /* the network input, HWC float32 */
+    /* Outputs: num_anchors x box_size box encodings and num_anchors x
+     * num_classes logits; a detection's score is sigmoid(logit[score_class]). */
+    int num_anchors;
+    int box_size, num_classes, score_class;
+    /* Faster R-CNN box coder: (ty, tx, th, tw) are divided by these. */
+    float box_scales[4];
+    int n_grids;
+    ssdf_anchor_grid grids[SSDF_MAX_GRIDS];
+
     ssdf_tensor_spec tensors[SSDF_MAX_TENSORS];
     int n_tensors;
     ssdf_layer layers[SSDF_MAX_LAYERS];
     int n_layers;
     size_t slot_floats[SSDF_NUM_SLOTS]; /* capacity each arena slot needs */
     size_t spill_floats[2];             /* capacity of the spill buffers */
-    int grid[SSDF_NUM_FEATURE_MAPS];     /* feature map sizes: 19, 10, 5, 3, 2, 1 */
-    int anchors_per_cell[SSDF_NUM_FEATURE_MAPS];
-} ssdf_graph;
+} ssdf_model;
 
-/* The graph is built once and shared (it is immutable afterwards). */
-const ssdf_graph *ssdf_graph_get(void);
+/* The model this build runs (defined by the file in models/; built once,
+ * immutable afterwards). */
+const ssdf_model *ssdf_model_builtin(void);
+
+/* Floats of one network input, and of the two outputs. */
+static inline size_t ssdf_model_input_floats(const ssdf_model *m) {
+    return (size_t)m->input_h * m->input_w * m->input_c;
+}
+static inline size_t ssdf_model_box_floats(const ssdf_model *m) {
+    return (size_t)m->num_anchors * m->box_size;
+}
+static inline size_t ssdf_model_logit_floats(const ssdf_model *m) {
+    return (size_t)m->num_anchors * m->num_classes;
+}
 
 /* Index of the bias tensor of the layer whose weights are tensor `weight`,
  * or -1 when `weight` is not a layer's weights. */
-int ssdf_graph_bias_of(const ssdf_graph *g, int weight);
+int ssdf_model_bias_of(const ssdf_model *m, int weight);
 
 /* Index of the tensor with this name, or -1. */
-int ssdf_graph_find_tensor(const ssdf_graph *g, const char *name);
+int ssdf_model_find_tensor(const ssdf_model *m, const char *name);
 
 /* TF SAME padding: output size and the pad before the first row/column. */
 int ssdf_same_out(int in, int stride);
