@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "anchors.h"
+#include "fuse.h"
 #include "resize.h"
 #include "threadpool.h"
 
@@ -20,7 +21,7 @@
  * a pass split between the threads, and one set per thread ("lanes"), for
  * batches that run a whole image on each thread. */
 typedef struct {
-    float *slots[SSDF_NUM_SLOTS];
+    float *slots[SSDF_MAX_SLOTS];
     float *input, *boxes, *logits;
     void *post;      /* ssdf_postprocess scratch */
     float *spill[2]; /* fused blocks' intermediates, for unfused kernels only */
@@ -29,10 +30,11 @@ typedef struct {
 
 /* Byte offsets of a buffer set's parts in its memory: slots, input, boxes,
  * logits, post-processing scratch. */
-#define SET_PARTS (SSDF_NUM_SLOTS + 4)
+#define SET_PARTS (SSDF_MAX_SLOTS + 4)
 
 struct ssdf_engine {
     const ssdf_model *model;
+    ssdf_plan plan; /* the fused steps and every layer's buffers (fuse.h) */
     const ssdf_kernel_table *kernels;
     ssdf_pool *pool;
     int nthreads;
@@ -57,12 +59,6 @@ typedef struct {
     double *seconds; /* per-layer times, or NULL */
 } forward_job;
 
-static ssdf_conv_params params_of(const ssdf_layer *L) {
-    const ssdf_conv_params p = {L->in_h,  L->in_w,   L->in_c,    L->out_h,    L->out_w,
-                                L->out_c, L->stride, L->pad_top, L->pad_left, L->relu6};
-    return p;
-}
-
 static float *resolve(int buf, const forward_job *job) {
     switch (buf) {
     case SSDF_BUF_INPUT: return (float *)job->input;
@@ -75,57 +71,52 @@ static float *resolve(int buf, const forward_job *job) {
     }
 }
 
-/* The fused block made of layer P (producer), P+1 (depthwise) and P+2
- * (project). With job NULL only the shapes are filled in. */
-static ssdf_block block_of(const ssdf_engine *e, const ssdf_layer *P, const forward_job *job) {
-    const ssdf_layer *D = P + 1, *J = P + 2;
-    ssdf_block b;
-    b.producer_k = P->op == SSDF_OP_CONV3X3 ? 3 : 1;
-    b.producer = params_of(P);
-    b.dw = params_of(D);
-    b.project = params_of(J);
-    b.w_producer = e->tensors[P->weight];
-    b.w_dw = e->tensors[D->weight];
-    b.w_project = e->tensors[J->weight];
-    b.in = job ? resolve(P->src, job) : NULL;
-    b.res = job ? resolve(J->res, job) : NULL;
-    b.out = job ? resolve(J->dst, job) : NULL;
+/* The fused block of the step starting at layer `first`, on job's buffers. */
+static ssdf_block block_of(const ssdf_engine *e, int first, const forward_job *job) {
+    const ssdf_layer *P = &e->model->layers[first];
+    ssdf_block b = ssdf_block_shape(e->model, first);
+    b.w_producer = e->tensors[P[0].weight];
+    b.w_dw = e->tensors[P[1].weight];
+    b.w_project = e->tensors[P[2].weight];
+    b.in = resolve(e->plan.bind[first].src, job);
+    b.res = resolve(e->plan.bind[first + 2].res, job);
+    b.out = resolve(e->plan.bind[first + 2].dst, job);
     return b;
 }
 
 /* A buffer set's layout: offsets[] of its parts (SET_PARTS), each 64-byte
  * aligned; returns its size in bytes. */
-static size_t set_layout(const ssdf_model *g, size_t offsets[SET_PARTS]) {
+static size_t set_layout(const ssdf_model *g, const ssdf_plan *plan, size_t offsets[SET_PARTS]) {
     size_t total = 0;
-    for (int s = 0; s < SSDF_NUM_SLOTS; s++) {
+    for (int s = 0; s < SSDF_MAX_SLOTS; s++) {
         offsets[s] = total;
-        total += ssdf_round_up(g->slot_floats[s] * sizeof(float), SSDF_ALIGN);
+        total += ssdf_round_up(plan->slot_floats[s] * sizeof(float), SSDF_ALIGN);
     }
-    offsets[SSDF_NUM_SLOTS] = total;
+    offsets[SSDF_MAX_SLOTS] = total;
     total += ssdf_round_up(sizeof(float) * ssdf_model_input_floats(g), SSDF_ALIGN);
-    offsets[SSDF_NUM_SLOTS + 1] = total;
+    offsets[SSDF_MAX_SLOTS + 1] = total;
     total += ssdf_round_up(sizeof(float) * ssdf_model_box_floats(g), SSDF_ALIGN);
-    offsets[SSDF_NUM_SLOTS + 2] = total;
+    offsets[SSDF_MAX_SLOTS + 2] = total;
     total += ssdf_round_up(sizeof(float) * ssdf_model_logit_floats(g), SSDF_ALIGN);
-    offsets[SSDF_NUM_SLOTS + 3] = total;
+    offsets[SSDF_MAX_SLOTS + 3] = total;
     total += ssdf_round_up(ssdf_postprocess_scratch_bytes(g), SSDF_ALIGN);
     return total;
 }
 
 static void set_place(buffer_set *b, void *base, const size_t offsets[SET_PARTS]) {
     char *p = base;
-    for (int s = 0; s < SSDF_NUM_SLOTS; s++) b->slots[s] = (float *)(p + offsets[s]);
-    b->input = (float *)(p + offsets[SSDF_NUM_SLOTS]);
-    b->boxes = (float *)(p + offsets[SSDF_NUM_SLOTS + 1]);
-    b->logits = (float *)(p + offsets[SSDF_NUM_SLOTS + 2]);
-    b->post = p + offsets[SSDF_NUM_SLOTS + 3];
+    for (int s = 0; s < SSDF_MAX_SLOTS; s++) b->slots[s] = (float *)(p + offsets[s]);
+    b->input = (float *)(p + offsets[SSDF_MAX_SLOTS]);
+    b->boxes = (float *)(p + offsets[SSDF_MAX_SLOTS + 1]);
+    b->logits = (float *)(p + offsets[SSDF_MAX_SLOTS + 2]);
+    b->post = p + offsets[SSDF_MAX_SLOTS + 3];
 }
 
 /* The spill buffers of a set, unless it has them; their bytes are added to
  * *bytes. 0, or -1 when out of memory (what was allocated is kept). */
-static int set_spill(const ssdf_model *g, buffer_set *b, size_t *bytes) {
+static int set_spill(const ssdf_plan *g, buffer_set *b, size_t *bytes) {
     for (int i = 0; i < 2; i++) {
-        if (b->spill[i]) continue;
+        if (b->spill[i] || !g->spill_floats[i]) continue;
         if (!(b->spill[i] = ssdf_aligned_alloc(g->spill_floats[i] * sizeof(float)))) return -1;
         *bytes += g->spill_floats[i] * sizeof(float);
     }
@@ -151,7 +142,7 @@ static void lanes_free(ssdf_engine *e) {
  * (an engine that never runs a batch keeps its start-up memory). */
 static int ensure_lanes(ssdf_engine *e, ssdf_error *err) {
     size_t offsets[SET_PARTS], added = 0;
-    const size_t bytes = set_layout(e->model, offsets);
+    const size_t bytes = set_layout(e->model, &e->plan, offsets);
     if (e->lanes) return SSDF_OK;
     if (!(e->lanes = calloc((size_t)e->nthreads, sizeof *e->lanes))) goto nomem;
     for (int t = 0; t < e->nthreads; t++) {
@@ -159,7 +150,7 @@ static int ensure_lanes(ssdf_engine *e, ssdf_error *err) {
         if (!(b->mem = ssdf_aligned_alloc(bytes))) goto nomem;
         set_place(b, b->mem, offsets);
         added += bytes;
-        if (!e->kernels->block && set_spill(e->model, b, &added)) goto nomem;
+        if (!e->kernels->block && set_spill(&e->plan, b, &added)) goto nomem;
     }
     e->arena_bytes += added;
     return SSDF_OK;
@@ -192,6 +183,11 @@ int ssdf_engine_create(ssdf_engine **out, const ssdf_model *model, const uint8_t
         memcpy(e->blob_copy, blob, size);
         blob = e->blob_copy;
     }
+    if (ssdf_plan_build(model, 1, &e->plan) != 0) {
+        ssdf_engine_destroy(e);
+        return ssdf_fail(err, SSDF_ERR_VALUE, "model %s needs more than %d activation buffers",
+                         model->name, SSDF_MAX_SLOTS);
+    }
     rc = ssdf_blob_open(blob, size, e->model, e->tensors, &e->info, err);
     if (rc) {
         ssdf_engine_destroy(e);
@@ -200,16 +196,17 @@ int ssdf_engine_create(ssdf_engine **out, const ssdf_model *model, const uint8_t
 
     /* One allocation for the main buffer set and the scratch, each buffer
      * 64-byte aligned. */
-    total = set_layout(e->model, offsets);
+    total = set_layout(e->model, &e->plan, offsets);
     for (int l = 0; l < e->model->n_layers; l++) {
         const ssdf_layer *L = &e->model->layers[l];
         if (L->op == SSDF_OP_CONV3X3 && ssdf_conv_scratch_floats(L->in_c) > scratch_floats)
             scratch_floats = ssdf_conv_scratch_floats(L->in_c);
-        if (L->fuse_next && L[1].fuse_next) { /* a fused block starts here */
-            const ssdf_block blk = block_of(e, L, NULL);
-            if (ssdf_block_scratch_floats(&blk) > scratch_floats)
-                scratch_floats = ssdf_block_scratch_floats(&blk);
-        }
+    }
+    for (int s = 0; s < e->plan.n_steps; s++) {
+        if (e->plan.steps[s].count < 3) continue;
+        const ssdf_block blk = ssdf_block_shape(e->model, e->plan.steps[s].first);
+        if (ssdf_block_scratch_floats(&blk) > scratch_floats)
+            scratch_floats = ssdf_block_scratch_floats(&blk);
     }
     const size_t scratch_bytes = ssdf_round_up(scratch_floats * sizeof(float), SSDF_ALIGN);
     const size_t scratch_at = total;
@@ -254,9 +251,9 @@ int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_err
     /* Kernels that cannot run a block fused run its layers one by one, and
      * need the intermediates materialised: in every buffer set. */
     if (!k->block) {
-        int failed = set_spill(e->model, &e->main, &e->arena_bytes);
+        int failed = set_spill(&e->plan, &e->main, &e->arena_bytes);
         for (int t = 0; e->lanes && t < e->nthreads && !failed; t++)
-            failed = set_spill(e->model, &e->lanes[t], &e->arena_bytes);
+            failed = set_spill(&e->plan, &e->lanes[t], &e->arena_bytes);
         if (failed) return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory");
     }
     e->kernels = k;
@@ -300,7 +297,34 @@ static double now_seconds(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-/* The layer loop on job's buffers, as part `part` of `parts`: with parts > 1
+/* Layer l on job's buffers, as part `part` of `parts` (see run_layers). */
+static void run_layer(const forward_job *job, int l, int part, int parts, float *scratch) {
+    const ssdf_engine *e = job->e;
+    const ssdf_kernel_table *k = e->kernels;
+    const ssdf_layer *L = &e->model->layers[l];
+    const ssdf_binding *B = &e->plan.bind[l];
+    const ssdf_conv_params p = ssdf_layer_params(L);
+    const float *src = resolve(B->src, job);
+    const float *res = resolve(B->res, job);
+    float *dst = resolve(B->dst, job) + B->dst_offset;
+    const float *w = e->tensors[L->weight];
+    const int timed = job->seconds && part == 0;
+    const double start = timed ? now_seconds() : 0.0;
+    size_t m0, m1;
+    int n0, n1;
+    layer_share(L, k->tile_m, part, parts, &m0, &m1, &n0, &n1);
+    if (m0 < m1 && n0 < n1) {
+        switch (L->op) {
+        case SSDF_OP_CONV3X3: k->conv3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
+        case SSDF_OP_DW3X3: k->dw3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
+        default: k->conv1x1(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
+        }
+    }
+    if (parts > 1) ssdf_pool_barrier(e->pool); /* the next layer reads what this one wrote */
+    if (timed) job->seconds[l] += now_seconds() - start;
+}
+
+/* The step loop on job's buffers, as part `part` of `parts`: with parts > 1
  * each layer is split between the threads of a pool region, a barrier after
  * it; with parts == 1 one thread runs every layer whole, without barriers
  * (a lane). `scratch` is the calling thread's. The kernels write the same
@@ -309,38 +333,23 @@ static void run_layers(const forward_job *job, int part, int parts, float *scrat
     const ssdf_engine *e = job->e;
     const ssdf_kernel_table *k = e->kernels;
     const int timed = job->seconds && part == 0;
-    for (int l = 0; l < e->model->n_layers; l++) {
-        const ssdf_layer *L = &e->model->layers[l];
-        const ssdf_conv_params p = params_of(L);
-        if (L->fuse_next && k->block) {
+    for (int st = 0; st < e->plan.n_steps; st++) {
+        const ssdf_step step = e->plan.steps[st];
+        if (step.count == 3 && k->block) {
             /* A fused block: each thread takes a band of depthwise output
-             * rows (recomputing the producer rows its band shares). */
+             * rows (recomputing the producer rows its band shares). Its
+             * time is booked on the project layer. */
             const double start = timed ? now_seconds() : 0.0;
-            const ssdf_block blk = block_of(e, L, job);
+            const ssdf_block blk = block_of(e, step.first, job);
             const int y0 = blk.dw.out_h * part / parts, y1 = blk.dw.out_h * (part + 1) / parts;
             if (y0 < y1) k->block(&blk, y0, y1, scratch);
             if (parts > 1) ssdf_pool_barrier(e->pool);
-            if (timed) job->seconds[l + 2] += now_seconds() - start;
-            l += 2; /* its time is booked on the project layer */
+            if (timed) job->seconds[step.first + 2] += now_seconds() - start;
             continue;
         }
-        const float *src = resolve(L->src, job);
-        const float *res = resolve(L->res, job);
-        float *dst = resolve(L->dst, job) + L->dst_offset;
-        const float *w = e->tensors[L->weight];
-        const double start = timed ? now_seconds() : 0.0;
-        size_t m0, m1;
-        int n0, n1;
-        layer_share(L, k->tile_m, part, parts, &m0, &m1, &n0, &n1);
-        if (m0 < m1 && n0 < n1) {
-            switch (L->op) {
-            case SSDF_OP_CONV3X3: k->conv3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
-            case SSDF_OP_DW3X3: k->dw3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
-            default: k->conv1x1(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
-            }
-        }
-        if (parts > 1) ssdf_pool_barrier(e->pool); /* the next layer reads what this one wrote */
-        if (timed) job->seconds[l] += now_seconds() - start;
+        /* A layer, or a block's layers one by one through the spill buffers. */
+        for (int l = step.first; l < step.first + step.count; l++)
+            run_layer(job, l, part, parts, scratch);
     }
 }
 

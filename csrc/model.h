@@ -1,5 +1,5 @@
-/* What a model is, as data: its input size, its layer table (the engine runs
- * it in order), the weight tensors the layers read, its outputs (anchors x
+/* What a model is, as data: its input size, its layer table (in execution
+ * order; fuse.h plans how the engine runs it), the weight tensors the layers read, its outputs (anchors x
  * box encodings and anchors x class logits) and the specification of its
  * anchors and box coder. A model is defined by one file in models/, which
  * fills an ssdf_model; nothing else in the core knows any network's shape,
@@ -12,15 +12,10 @@
 /* Capacities of the description (not properties of any model). */
 #define SSDF_MAX_TENSORS 160
 #define SSDF_MAX_LAYERS 80
-#define SSDF_NUM_SLOTS 3
 #define SSDF_TENSOR_NAME_MAX 88
 #define SSDF_MODEL_NAME_MAX 32
 #define SSDF_MAX_GRIDS 8
 #define SSDF_MAX_ANCHORS_PER_CELL 8
-/* A block runs fused when its expanded tensor is larger than this; smaller
- * ones are faster as whole-tensor GEMMs, whose tiles are fuller and whose
- * threads split channels instead of recomputing rows. */
-#define SSDF_FUSE_MIN_BYTES (1024 * 1024)
 
 /* How a weight tensor is laid out in the blob (see pack.c). */
 typedef enum {
@@ -43,19 +38,17 @@ typedef enum {
     SSDF_OP_CONV1X1 = 3, /* pointwise conv: a GEMM over pixels */
 } ssdf_op;
 
-/* Where a layer reads or writes: one of the arena slots, the network input,
- * or one of the two output arrays (the heads write straight into them). */
+/* What a layer reads: the output of layer i (i >= 0, an earlier layer), the
+ * network input, or nothing (a residual that is absent). */
+enum { SSDF_VALUE_NONE = -1, SSDF_VALUE_INPUT = -2 };
+
+/* Where a layer's output goes: an activation (read by later layers), or a
+ * slice of one of the two model outputs (the heads write straight there). */
 typedef enum {
-    SSDF_BUF_NONE = -1,
-    SSDF_BUF_SLOT0 = 0, /* SLOT0 + k for slot k */
-    /* The two intermediates of a fused block (producer and depthwise
-     * outputs): only materialised when kernels without fusion run it. */
-    SSDF_BUF_SPILL0 = 8,
-    SSDF_BUF_SPILL1 = 9,
-    SSDF_BUF_INPUT = 16,
-    SSDF_BUF_BOXES = 17,
-    SSDF_BUF_CLASSES = 18,
-} ssdf_buffer;
+    SSDF_OUTPUT_NONE = 0,
+    SSDF_OUTPUT_BOXES = 1,
+    SSDF_OUTPUT_CLASSES = 2,
+} ssdf_output;
 
 typedef struct {
     int op;
@@ -64,11 +57,11 @@ typedef struct {
     int in_h, in_w, in_c;
     int out_h, out_w, out_c;
     int pad_top, pad_left; /* TF SAME: smaller half of the total pad first */
-    int src, dst, res;     /* ssdf_buffer ids; res is SSDF_BUF_NONE without residual */
-    size_t dst_offset;     /* in floats; used for the head outputs */
+    int src, res;          /* values read (SSDF_VALUE_*, or a layer index); res is
+                              added to the output (1x1 only), SSDF_VALUE_NONE if none */
+    int output;            /* ssdf_output */
+    size_t output_offset;  /* in floats, into the model output */
     int weight, bias;      /* indices into the tensor table */
-    int fuse_next;         /* this layer's output feeds only the next one, in a
-                              fused block: producer -> depthwise -> project */
 } ssdf_layer;
 
 /* One feature-map grid of anchors: size x size cells, each with per_cell
@@ -99,8 +92,6 @@ typedef struct {
     int n_tensors;
     ssdf_layer layers[SSDF_MAX_LAYERS];
     int n_layers;
-    size_t slot_floats[SSDF_NUM_SLOTS]; /* capacity each arena slot needs */
-    size_t spill_floats[2];             /* capacity of the spill buffers */
 } ssdf_model;
 
 /* The model this build runs (defined by the file in models/; built once,

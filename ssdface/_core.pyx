@@ -35,10 +35,9 @@ cdef extern from "model.h":
         int shape[4]
     ctypedef struct ssdf_layer:
         int op, stride, relu6, in_h, in_w, in_c, out_h, out_w, out_c
-        int pad_top, pad_left, src, dst, res
-        size_t dst_offset
+        int pad_top, pad_left, src, res, output
+        size_t output_offset
         int weight, bias
-        int fuse_next
     ctypedef struct ssdf_model:
         char name[33]
         int input_h, input_w, input_c
@@ -50,6 +49,22 @@ cdef extern from "model.h":
     const ssdf_model *ssdf_model_builtin()
     int ssdf_same_out(int inp, int stride)
     int ssdf_same_pad_before(int inp, int out, int k, int stride)
+
+cdef extern from "fuse.h":
+    ctypedef struct ssdf_binding:
+        int src, dst, res
+        size_t dst_offset
+    ctypedef struct ssdf_step:
+        int first, count
+    ctypedef struct ssdf_plan:
+        ssdf_step steps[80]
+        int n_steps
+        ssdf_binding bind[80]
+        int n_slots
+        size_t slot_floats[8]
+        size_t spill_floats[2]
+    int ssdf_fuse_readers(const ssdf_model *m, int l)
+    int ssdf_plan_build(const ssdf_model *m, int fuse, ssdf_plan *p)
 
 cdef extern from "pack.h":
     size_t ssdf_source_floats(const ssdf_tensor_spec *t)
@@ -79,13 +94,25 @@ cdef extern from "kernels/kernels.h":
     ctypedef void (*ssdf_conv_fn)(const ssdf_conv_params *p, const float *inp, const float *w,
                                   const float *res, float *out, size_t m0, size_t m1, int n0,
                                   int n1, float *scratch) noexcept nogil
+    ctypedef struct ssdf_block:
+        int producer_k
+        ssdf_conv_params producer, dw, project
+        const float *in_ "in"
+        const float *w_producer
+        const float *w_dw
+        const float *w_project
+        const float *res
+        float *out
+    ctypedef void (*ssdf_block_fn)(const ssdf_block *b, int y0, int y1,
+                                   float *scratch) noexcept nogil
+    size_t ssdf_block_scratch_floats(const ssdf_block *b)
     ctypedef struct ssdf_kernel_table:
         const char *name
         int tile_m
         ssdf_conv_fn conv3x3
         ssdf_conv_fn dw3x3
         ssdf_conv_fn conv1x1
-        void *block
+        ssdf_block_fn block
     ctypedef struct ssdf_kernel_choice:
         const char *name
         const ssdf_kernel_table *table
@@ -145,6 +172,10 @@ cdef extern from "engine.h":
     const float *ssdf_engine_anchors(const ssdf_engine *e)
     const float *ssdf_engine_tensor(const ssdf_engine *e, int i)
     size_t ssdf_engine_arena_bytes(const ssdf_engine *e)
+
+
+cdef extern from "fuse.h":
+    ssdf_block ssdf_block_shape(const ssdf_model *m, int first)
 
 
 # The model this build runs (csrc/models/): its sizes are read from its
@@ -219,19 +250,41 @@ def tensor_specs():
 
 
 def layers():
-    """The layer table as a list of dicts (for tests, profiling and docs)."""
+    """The layer table as a list of dicts (for tests, profiling and docs):
+    with the buffers the engine's plan gives each layer (``src``, ``dst``,
+    ``residual``: fuse.h ssdf_buffer ids) and ``fuse_next``, whether the
+    layer's output feeds the next layer inside a fused block."""
     cdef const ssdf_model *g = _model
+    cdef ssdf_plan plan
+    ssdf_plan_build(g, 1, &plan)
+    fused = set()
+    for s in range(plan.n_steps):
+        fused.update(range(plan.steps[s].first, plan.steps[s].first + plan.steps[s].count - 1))
     ops = {1: "conv3x3", 2: "depthwise3x3", 3: "conv1x1"}
     out = []
     for i in range(g.n_layers):
         L = &g.layers[i]
+        B = &plan.bind[i]
         out.append(dict(op=ops[L.op], stride=L.stride, relu6=bool(L.relu6),
                         in_shape=(L.in_h, L.in_w, L.in_c), out_shape=(L.out_h, L.out_w, L.out_c),
-                        pad=(L.pad_top, L.pad_left), src=L.src, dst=L.dst, residual=L.res,
-                        dst_offset=L.dst_offset, fuse_next=bool(L.fuse_next),
+                        pad=(L.pad_top, L.pad_left), src=B.src, dst=B.dst, residual=B.res,
+                        dst_offset=B.dst_offset, fuse_next=i in fused,
+                        reads=L.src, adds=L.res, readers=ssdf_fuse_readers(g, i),
                         weight=g.tensors[L.weight].name.decode(),
                         bias=g.tensors[L.bias].name.decode()))
     return out
+
+
+def plan(bint fuse=True):
+    """The engine's plan of the model: ``steps``, a list of (first layer,
+    layer count) with count 3 for a fused block; ``slots``, the floats of
+    each arena slot; ``spill``, the floats of the two spill buffers."""
+    cdef ssdf_plan p
+    if ssdf_plan_build(_model, fuse, &p) != 0:
+        raise ValueError("the model needs more activation buffers than the plan has")
+    return dict(steps=[(p.steps[s].first, p.steps[s].count) for s in range(p.n_steps)],
+                slots=[p.slot_floats[s] for s in range(p.n_slots)],
+                spill=[p.spill_floats[0], p.spill_floats[1]])
 
 
 def anchors():
@@ -872,3 +925,74 @@ cdef class Engine:
             return _faces_array(faces, n)
         finally:
             free(faces)
+
+
+def _fused_block(str impl, int first, int seed=0):
+    """The fused block starting at layer ``first`` run on random inputs and
+    weights two ways with kernel set ``impl``: by its block kernel, and
+    layer by layer by its conv kernels. Returns (fused, unfused) outputs."""
+    cdef const ssdf_kernel_table *table = _table_ptr(impl)
+    cdef ssdf_block blk
+    cdef const ssdf_layer *L
+    cdef ssdf_conv_fn fn
+    cdef ssdf_conv_params p
+    cdef const float[::1] wv, bv, xv, rv
+    cdef float[::1] pv, ov, sv
+    cdef const float *wp[3]
+    cdef const float *ins[3]
+    cdef float *outs[3]
+    cdef int i
+    if table.block == NULL:
+        raise ValueError(f"kernel set {impl!r} has no fused block kernel")
+    if not (0 <= first and first + 2 < _model.n_layers):
+        raise ValueError(f"no block starts at layer {first}")
+    blk = ssdf_block_shape(_model, first)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for i in range(3):
+        L = &_model.layers[first + i]
+        spec = &_model.tensors[L.weight]
+        shape = tuple(spec.shape[d] for d in range(spec.ndim))
+        fan_in = int(np.prod(shape[1:])) if L.op != 2 else 9
+        w = rng.normal(0, 1.0 / np.sqrt(fan_in), shape).astype(np.float32).reshape(-1)
+        b = rng.normal(0, 0.1, L.out_c).astype(np.float32)
+        packed = np.empty(ssdf_packed_floats(spec), dtype=np.float32)
+        wv, bv, pv = w, b, packed
+        ssdf_pack_tensor(spec, &wv[0], &bv[0], &pv[0])
+        keep.append(packed)
+        wp[i] = &pv[0]
+    x = rng.uniform(-1, 1, (blk.producer.in_h, blk.producer.in_w, blk.producer.in_c))
+    x = x.astype(np.float32)
+    xv = x.reshape(-1)
+    oshape = (blk.project.out_h, blk.project.out_w, blk.project.out_c)
+    res = None
+    if _model.layers[first + 2].res != -1:
+        res = rng.uniform(-1, 1, oshape).astype(np.float32)
+        rv = res.reshape(-1)
+    fused = np.full(oshape, np.nan, dtype=np.float32)
+    ov = fused.reshape(-1)
+    blk.in_, blk.out = &xv[0], &ov[0]
+    blk.w_producer, blk.w_dw, blk.w_project = wp[0], wp[1], wp[2]
+    blk.res = &rv[0] if res is not None else NULL
+    scratch = np.empty(ssdf_block_scratch_floats(&blk), dtype=np.float32)
+    sv = scratch
+    with nogil:
+        table.block(&blk, 0, blk.dw.out_h, &sv[0])
+    mids = [np.full((q.out_h, q.out_w, q.out_c), np.nan, dtype=np.float32)
+            for q in (blk.producer, blk.dw)]
+    unfused = np.full(oshape, np.nan, dtype=np.float32)
+    scratch = np.empty(ssdf_conv_scratch_floats(blk.producer.in_c), dtype=np.float32)
+    sv = scratch
+    ins[0] = &xv[0]
+    for i, arr in enumerate((mids[0], mids[1], unfused)):
+        ov = arr.reshape(-1)
+        outs[i] = &ov[0]
+        if i > 0:
+            ins[i] = outs[i - 1]
+    for i in range(3):
+        L = &_model.layers[first + i]
+        p = blk.producer if i == 0 else (blk.dw if i == 1 else blk.project)
+        fn = (table.conv3x3 if L.op == 1 else table.dw3x3 if L.op == 2 else table.conv1x1)
+        fn(&p, ins[i], wp[i], blk.res if i == 2 else NULL, outs[i], 0,
+           <size_t>p.out_h * p.out_w, 0, p.out_c, &sv[0])
+    return fused, unfused

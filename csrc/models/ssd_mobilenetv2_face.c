@@ -29,7 +29,7 @@ static const struct { int mid, out; } EXTRAS[4] = {{256, 512}, {128, 256}, {128,
 typedef struct {
     ssdf_model *g;
     int h, w, c;         /* shape of the current activation */
-    int cur;             /* buffer holding it */
+    int cur;             /* the value holding it (model.h: a layer index, or the input) */
     int anchor_offset;   /* anchors emitted so far by the heads */
 } builder;
 
@@ -46,17 +46,10 @@ static int add_tensor(ssdf_model *g, const char *name, int kind, int ndim, int d
     return g->n_tensors++;
 }
 
-/* The lowest-numbered slot not in use by `a` or `b`. */
-static int free_slot(int a, int b) {
-    for (int s = 0; s < SSDF_NUM_SLOTS; s++)
-        if (s != a && s != b) return s;
-    return -1; /* unreachable with three slots and two busy ones */
-}
-
-/* Append a layer reading the current activation. `weights`/`bias` are tensor
- * names; the layer's output becomes the current activation unless it writes
- * to an output array. */
-static ssdf_layer *add_layer(builder *b, int op, int out_c, int stride, int relu6, int dst,
+/* Append a layer reading the current activation (and adding `res`, a value,
+ * when not SSDF_VALUE_NONE). `weights`/`bias` are tensor names; the layer's
+ * output becomes the current activation unless it goes to a model output. */
+static ssdf_layer *add_layer(builder *b, int op, int out_c, int stride, int relu6, int output,
                              int res, const char *weights, const char *bias) {
     ssdf_model *g = b->g;
     ssdf_layer *L = &g->layers[g->n_layers++];
@@ -74,7 +67,7 @@ static ssdf_layer *add_layer(builder *b, int op, int out_c, int stride, int relu
     L->pad_top = ssdf_same_pad_before(L->in_h, L->out_h, k, stride);
     L->pad_left = ssdf_same_pad_before(L->in_w, L->out_w, k, stride);
     L->src = b->cur;
-    L->dst = dst;
+    L->output = output;
     L->res = res;
     switch (op) {
     case SSDF_OP_CONV3X3:
@@ -88,16 +81,11 @@ static ssdf_layer *add_layer(builder *b, int op, int out_c, int stride, int relu
         break;
     }
     L->bias = add_tensor(g, bias, SSDF_KIND_BIAS, 1, out_c, 0, 0, 0);
-    if (dst == SSDF_BUF_SPILL0 || dst == SSDF_BUF_SPILL1 ||
-        (dst >= SSDF_BUF_SLOT0 && dst < SSDF_BUF_SLOT0 + SSDF_NUM_SLOTS)) {
-        size_t n = (size_t)L->out_h * L->out_w * L->out_c;
-        size_t *cap = dst >= SSDF_BUF_SPILL0 ? &g->spill_floats[dst - SSDF_BUF_SPILL0]
-                                             : &g->slot_floats[dst];
-        if (n > *cap) *cap = n;
+    if (output == SSDF_OUTPUT_NONE) {
         b->h = L->out_h;
         b->w = L->out_w;
         b->c = out_c;
-        b->cur = dst;
+        b->cur = g->n_layers - 1;
     }
     return L;
 }
@@ -133,17 +121,17 @@ static void add_heads(builder *b, int i) {
     b->g->n_grids = i + 1;
     snprintf(wname, sizeof wname, "BoxPredictor_%d_BoxEncodingPredictor_weights", i);
     snprintf(bname, sizeof bname, "BoxPredictor_%d_BoxEncodingPredictor_Conv2D_bias", i);
-    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 4, 1, 0, SSDF_BUF_BOXES, SSDF_BUF_NONE, wname, bname);
-    L->dst_offset = (size_t)b->anchor_offset * 4;
+    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 4, 1, 0, SSDF_OUTPUT_BOXES, SSDF_VALUE_NONE, wname, bname);
+    L->output_offset = (size_t)b->anchor_offset * 4;
     snprintf(wname, sizeof wname, "BoxPredictor_%d_ClassPredictor_weights", i);
     snprintf(bname, sizeof bname, "BoxPredictor_%d_ClassPredictor_Conv2D_bias", i);
-    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 2, 1, 0, SSDF_BUF_CLASSES, SSDF_BUF_NONE, wname, bname);
-    L->dst_offset = (size_t)b->anchor_offset * 2;
+    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 2, 1, 0, SSDF_OUTPUT_CLASSES, SSDF_VALUE_NONE, wname, bname);
+    L->output_offset = (size_t)b->anchor_offset * 2;
     b->anchor_offset += b->h * b->w * anchors;
 }
 
 static void build(ssdf_model *g) {
-    builder b = {g, INPUT_SIZE, INPUT_SIZE, 3, SSDF_BUF_INPUT, 0};
+    builder b = {g, INPUT_SIZE, INPUT_SIZE, 3, SSDF_VALUE_INPUT, 0};
     char w[SSDF_TENSOR_NAME_MAX], bias[SSDF_TENSOR_NAME_MAX], blk[48];
     memset(g, 0, sizeof *g);
     snprintf(g->name, sizeof g->name, "ssd_mobilenetv2_face");
@@ -155,10 +143,8 @@ static void build(ssdf_model *g) {
     g->box_scales[0] = g->box_scales[1] = 10.0f;
     g->box_scales[2] = g->box_scales[3] = 5.0f;
 
-    /* The stem (first conv) is block 0's producer: the three run fused. */
-    add_layer(&b, SSDF_OP_CONV3X3, 32, 2, 1, SSDF_BUF_SPILL0, SSDF_BUF_NONE,
-              PREFIX "Conv_weights", PREFIX "Conv_Conv2D_bias")
-        ->fuse_next = 1;
+    add_layer(&b, SSDF_OP_CONV3X3, 32, 2, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE,
+              PREFIX "Conv_weights", PREFIX "Conv_Conv2D_bias");
 
     for (int n = 0; n < 17; n++) {
         int x = b.cur; /* block input, kept for the residual */
@@ -167,31 +153,24 @@ static void build(ssdf_model *g) {
             snprintf(blk, sizeof blk, PREFIX "expanded_conv");
         else
             snprintf(blk, sizeof blk, PREFIX "expanded_conv_%d", n);
-        /* Blocks run fused (producer -> depthwise -> project) when their
-         * expansion is large, but not block 13, whose expansion is feature
-         * map 0 and must be kept. */
-        const size_t expanded = (size_t)b.h * b.w * (BLOCKS[n].expand ? BLOCKS[n].expand : b.c);
-        const int fused = n != 13 && expanded * sizeof(float) > SSDF_FUSE_MIN_BYTES;
         if (BLOCKS[n].expand) {
             snprintf(w, sizeof w, "%s_expand_weights", blk);
             snprintf(bias, sizeof bias, "%s_expand_Conv2D_bias", blk);
-            add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].expand, 1, 1,
-                      fused ? SSDF_BUF_SPILL0 : free_slot(x, -1), SSDF_BUF_NONE, w, bias)
-                ->fuse_next = fused;
-            if (n == 13) add_heads(&b, 0);
+            add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].expand, 1, 1, SSDF_OUTPUT_NONE,
+                      SSDF_VALUE_NONE, w, bias);
+            if (n == 13) add_heads(&b, 0); /* its expansion is feature map 0 */
         }
         snprintf(w, sizeof w, "%s_depthwise_depthwise_weights", blk);
         snprintf(bias, sizeof bias, "%s_depthwise_depthwise_bias", blk);
-        add_layer(&b, SSDF_OP_DW3X3, b.c, BLOCKS[n].stride, 1,
-                  fused ? SSDF_BUF_SPILL1 : free_slot(x, b.cur), SSDF_BUF_NONE, w, bias)
-            ->fuse_next = fused;
+        add_layer(&b, SSDF_OP_DW3X3, b.c, BLOCKS[n].stride, 1, SSDF_OUTPUT_NONE,
+                  SSDF_VALUE_NONE, w, bias);
         snprintf(w, sizeof w, "%s_project_weights", blk);
         snprintf(bias, sizeof bias, "%s_project_Conv2D_bias", blk);
-        add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].out, 1, 0, free_slot(x, b.cur),
-                  residual ? x : SSDF_BUF_NONE, w, bias);
+        add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].out, 1, 0, SSDF_OUTPUT_NONE,
+                  residual ? x : SSDF_VALUE_NONE, w, bias);
     }
 
-    add_layer(&b, SSDF_OP_CONV1X1, 1280, 1, 1, free_slot(b.cur, -1), SSDF_BUF_NONE,
+    add_layer(&b, SSDF_OP_CONV1X1, 1280, 1, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE,
               PREFIX "Conv_1_weights", PREFIX "Conv_1_Conv2D_bias");
     add_heads(&b, 1);
 
@@ -199,10 +178,10 @@ static void build(ssdf_model *g) {
         int mid = EXTRAS[k - 2].mid, out = EXTRAS[k - 2].out;
         snprintf(w, sizeof w, PREFIX "layer_19_1_Conv2d_%d_1x1_%d_weights", k, mid);
         snprintf(bias, sizeof bias, PREFIX "layer_19_1_Conv2d_%d_1x1_%d_Conv2D_bias", k, mid);
-        add_layer(&b, SSDF_OP_CONV1X1, mid, 1, 1, free_slot(b.cur, -1), SSDF_BUF_NONE, w, bias);
+        add_layer(&b, SSDF_OP_CONV1X1, mid, 1, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE, w, bias);
         snprintf(w, sizeof w, PREFIX "layer_19_2_Conv2d_%d_3x3_s2_%d_weights", k, out);
         snprintf(bias, sizeof bias, PREFIX "layer_19_2_Conv2d_%d_3x3_s2_%d_Conv2D_bias", k, out);
-        add_layer(&b, SSDF_OP_CONV3X3, out, 2, 1, free_slot(b.cur, -1), SSDF_BUF_NONE, w, bias);
+        add_layer(&b, SSDF_OP_CONV3X3, out, 2, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE, w, bias);
         add_heads(&b, k);
     }
     g->num_anchors = b.anchor_offset; /* 1917 */
