@@ -72,9 +72,9 @@ static float *resolve(int buf, const forward_job *job) {
 }
 
 /* The fused block of the step starting at layer `first`, on job's buffers. */
-static ssdf_block block_of(const ssdf_engine *e, int first, const forward_job *job) {
+static ssdf_f32_block block_of(const ssdf_engine *e, int first, const forward_job *job) {
     const ssdf_layer *P = &e->model->layers[first];
-    ssdf_block b = ssdf_block_shape(e->model, first);
+    ssdf_f32_block b = ssdf_block_shape(e->model, first);
     b.w_producer = e->tensors[P[0].weight];
     b.w_dw = e->tensors[P[1].weight];
     b.w_project = e->tensors[P[2].weight];
@@ -150,7 +150,7 @@ static int ensure_lanes(ssdf_engine *e, ssdf_error *err) {
         if (!(b->mem = ssdf_aligned_alloc(bytes))) goto nomem;
         set_place(b, b->mem, offsets);
         added += bytes;
-        if (!e->kernels->block && set_spill(&e->plan, b, &added)) goto nomem;
+        if (!e->kernels->f32_block && set_spill(&e->plan, b, &added)) goto nomem;
     }
     e->arena_bytes += added;
     return SSDF_OK;
@@ -199,14 +199,14 @@ int ssdf_engine_create(ssdf_engine **out, const ssdf_model *model, const uint8_t
     total = set_layout(e->model, &e->plan, offsets);
     for (int l = 0; l < e->model->n_layers; l++) {
         const ssdf_layer *L = &e->model->layers[l];
-        if (L->op == SSDF_OP_CONV3X3 && ssdf_conv_scratch_floats(L->in_c) > scratch_floats)
-            scratch_floats = ssdf_conv_scratch_floats(L->in_c);
+        if (L->op == SSDF_OP_CONV3X3 && ssdf_f32_conv_scratch_floats(L->in_c) > scratch_floats)
+            scratch_floats = ssdf_f32_conv_scratch_floats(L->in_c);
     }
     for (int s = 0; s < e->plan.n_steps; s++) {
         if (e->plan.steps[s].count < 3) continue;
-        const ssdf_block blk = ssdf_block_shape(e->model, e->plan.steps[s].first);
-        if (ssdf_block_scratch_floats(&blk) > scratch_floats)
-            scratch_floats = ssdf_block_scratch_floats(&blk);
+        const ssdf_f32_block blk = ssdf_block_shape(e->model, e->plan.steps[s].first);
+        if (ssdf_f32_block_scratch_floats(&blk) > scratch_floats)
+            scratch_floats = ssdf_f32_block_scratch_floats(&blk);
     }
     const size_t scratch_bytes = ssdf_round_up(scratch_floats * sizeof(float), SSDF_ALIGN);
     const size_t scratch_at = total;
@@ -250,7 +250,7 @@ int ssdf_engine_threads(const ssdf_engine *e) { return e->nthreads; }
 int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err) {
     /* Kernels that cannot run a block fused run its layers one by one, and
      * need the intermediates materialised: in every buffer set. */
-    if (!k->block) {
+    if (!k->f32_block) {
         int failed = set_spill(&e->plan, &e->main, &e->arena_bytes);
         for (int t = 0; e->lanes && t < e->nthreads && !failed; t++)
             failed = set_spill(&e->plan, &e->lanes[t], &e->arena_bytes);
@@ -315,9 +315,9 @@ static void run_layer(const forward_job *job, int l, int part, int parts, float 
     layer_share(L, k->tile_m, part, parts, &m0, &m1, &n0, &n1);
     if (m0 < m1 && n0 < n1) {
         switch (L->op) {
-        case SSDF_OP_CONV3X3: k->conv3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
-        case SSDF_OP_DW3X3: k->dw3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
-        default: k->conv1x1(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
+        case SSDF_OP_CONV3X3: k->f32_conv3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
+        case SSDF_OP_DW3X3: k->f32_dw3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
+        default: k->f32_conv1x1(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
         }
     }
     if (parts > 1) ssdf_pool_barrier(e->pool); /* the next layer reads what this one wrote */
@@ -335,14 +335,14 @@ static void run_layers(const forward_job *job, int part, int parts, float *scrat
     const int timed = job->seconds && part == 0;
     for (int st = 0; st < e->plan.n_steps; st++) {
         const ssdf_step step = e->plan.steps[st];
-        if (step.count == 3 && k->block) {
+        if (step.count == 3 && k->f32_block) {
             /* A fused block: each thread takes a band of depthwise output
              * rows (recomputing the producer rows its band shares). Its
              * time is booked on the project layer. */
             const double start = timed ? now_seconds() : 0.0;
-            const ssdf_block blk = block_of(e, step.first, job);
+            const ssdf_f32_block blk = block_of(e, step.first, job);
             const int y0 = blk.dw.out_h * part / parts, y1 = blk.dw.out_h * (part + 1) / parts;
-            if (y0 < y1) k->block(&blk, y0, y1, scratch);
+            if (y0 < y1) k->f32_block(&blk, y0, y1, scratch);
             if (parts > 1) ssdf_pool_barrier(e->pool);
             if (timed) job->seconds[step.first + 2] += now_seconds() - start;
             continue;

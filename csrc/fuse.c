@@ -92,9 +92,9 @@ ssdf_conv_params ssdf_layer_params(const ssdf_layer *L) {
     return p;
 }
 
-ssdf_block ssdf_block_shape(const ssdf_model *m, int first) {
+ssdf_f32_block ssdf_block_shape(const ssdf_model *m, int first) {
     const ssdf_layer *P = &m->layers[first];
-    ssdf_block b;
+    ssdf_f32_block b;
     memset(&b, 0, sizeof b);
     b.producer_k = P->op == SSDF_OP_CONV3X3 ? 3 : 1;
     b.producer = ssdf_layer_params(P);

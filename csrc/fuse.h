@@ -72,6 +72,6 @@ int ssdf_plan_build(const ssdf_model *m, int fuse, ssdf_plan *p);
 ssdf_conv_params ssdf_layer_params(const ssdf_layer *L);
 
 /* The shapes of the fused block starting at layer `first` (pointers NULL). */
-ssdf_block ssdf_block_shape(const ssdf_model *m, int first);
+ssdf_f32_block ssdf_block_shape(const ssdf_model *m, int first);
 
 #endif

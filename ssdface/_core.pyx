@@ -91,10 +91,10 @@ cdef extern from "blob.h":
 cdef extern from "kernels/kernels.h":
     ctypedef struct ssdf_conv_params:
         int in_h, in_w, in_c, out_h, out_w, out_c, stride, pad_top, pad_left, relu6
-    ctypedef void (*ssdf_conv_fn)(const ssdf_conv_params *p, const float *inp, const float *w,
+    ctypedef void (*ssdf_f32_conv_fn)(const ssdf_conv_params *p, const float *inp, const float *w,
                                   const float *res, float *out, size_t m0, size_t m1, int n0,
                                   int n1, float *scratch) noexcept nogil
-    ctypedef struct ssdf_block:
+    ctypedef struct ssdf_f32_block:
         int producer_k
         ssdf_conv_params producer, dw, project
         const float *in_ "in"
@@ -103,21 +103,21 @@ cdef extern from "kernels/kernels.h":
         const float *w_project
         const float *res
         float *out
-    ctypedef void (*ssdf_block_fn)(const ssdf_block *b, int y0, int y1,
+    ctypedef void (*ssdf_f32_block_fn)(const ssdf_f32_block *b, int y0, int y1,
                                    float *scratch) noexcept nogil
-    size_t ssdf_block_scratch_floats(const ssdf_block *b)
+    size_t ssdf_f32_block_scratch_floats(const ssdf_f32_block *b)
     ctypedef struct ssdf_kernel_table:
         const char *name
         int tile_m
-        ssdf_conv_fn conv3x3
-        ssdf_conv_fn dw3x3
-        ssdf_conv_fn conv1x1
-        ssdf_block_fn block
+        ssdf_f32_conv_fn f32_conv3x3
+        ssdf_f32_conv_fn f32_dw3x3
+        ssdf_f32_conv_fn f32_conv1x1
+        ssdf_f32_block_fn f32_block
     ctypedef struct ssdf_kernel_choice:
         const char *name
         const ssdf_kernel_table *table
         int supported
-    size_t ssdf_conv_scratch_floats(int in_c)
+    size_t ssdf_f32_conv_scratch_floats(int in_c)
     int ssdf_kernel_choices(ssdf_kernel_choice *out, int max)
     const ssdf_kernel_table *ssdf_kernels_best()
     const ssdf_kernel_table *ssdf_kernels_by_name(const char *name)
@@ -175,7 +175,7 @@ cdef extern from "engine.h":
 
 
 cdef extern from "fuse.h":
-    ssdf_block ssdf_block_shape(const ssdf_model *m, int first)
+    ssdf_f32_block ssdf_block_shape(const ssdf_model *m, int first)
 
 
 # The model this build runs (csrc/models/): its sizes are read from its
@@ -405,7 +405,7 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
     cdef ssdf_tensor_spec spec
     cdef ssdf_conv_params p
     cdef const ssdf_kernel_table *table = _table_ptr(impl)
-    cdef ssdf_conv_fn fn
+    cdef ssdf_f32_conv_fn fn
     cdef const float[::1] xv, wv, bv, rv
     cdef float[::1] ov, sv
     cdef const float *rp = NULL
@@ -420,7 +420,7 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
     if op == "dw":
         if w.shape[0] != 1 or w.shape[1:] != (3, 3, c):
             raise ValueError(f"depthwise weights must be [1,3,3,{c}], got {w.shape}")
-        cout, k, spec.kind, fn = c, 3, 3, table.dw3x3
+        cout, k, spec.kind, fn = c, 3, 3, table.f32_dw3x3
     else:
         cout, k = w.shape[0], w.shape[1]
         if w.shape[3] != c or w.shape[1] != w.shape[2] or k not in (1, 3):
@@ -428,7 +428,7 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
         if k == 1 and stride != 1:
             raise ValueError("1x1 convolutions have stride 1")
         spec.kind = 4 if k == 1 else 2
-        fn = table.conv1x1 if k == 1 else table.conv3x3
+        fn = table.f32_conv1x1 if k == 1 else table.f32_conv3x3
     if b.shape[0] != cout:
         raise ValueError(f"bias must have {cout} elements, got {b.shape[0]}")
     spec.ndim = 4
@@ -454,7 +454,7 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
             raise ValueError(f"residual must have shape {out.shape}, got {residual.shape}")
         rv = residual.reshape(-1)
         rp = &rv[0]
-    scratch = np.empty(ssdf_conv_scratch_floats(c), dtype=np.float32)
+    scratch = np.empty(ssdf_f32_conv_scratch_floats(c), dtype=np.float32)
     xv = x.reshape(-1)
     wv = packed
     ov = out.reshape(-1)
@@ -932,9 +932,9 @@ def _fused_block(str impl, int first, int seed=0):
     weights two ways with kernel set ``impl``: by its block kernel, and
     layer by layer by its conv kernels. Returns (fused, unfused) outputs."""
     cdef const ssdf_kernel_table *table = _table_ptr(impl)
-    cdef ssdf_block blk
+    cdef ssdf_f32_block blk
     cdef const ssdf_layer *L
-    cdef ssdf_conv_fn fn
+    cdef ssdf_f32_conv_fn fn
     cdef ssdf_conv_params p
     cdef const float[::1] wv, bv, xv, rv
     cdef float[::1] pv, ov, sv
@@ -942,7 +942,7 @@ def _fused_block(str impl, int first, int seed=0):
     cdef const float *ins[3]
     cdef float *outs[3]
     cdef int i
-    if table.block == NULL:
+    if table.f32_block == NULL:
         raise ValueError(f"kernel set {impl!r} has no fused block kernel")
     if not (0 <= first and first + 2 < _model.n_layers):
         raise ValueError(f"no block starts at layer {first}")
@@ -974,14 +974,14 @@ def _fused_block(str impl, int first, int seed=0):
     blk.in_, blk.out = &xv[0], &ov[0]
     blk.w_producer, blk.w_dw, blk.w_project = wp[0], wp[1], wp[2]
     blk.res = &rv[0] if res is not None else NULL
-    scratch = np.empty(ssdf_block_scratch_floats(&blk), dtype=np.float32)
+    scratch = np.empty(ssdf_f32_block_scratch_floats(&blk), dtype=np.float32)
     sv = scratch
     with nogil:
-        table.block(&blk, 0, blk.dw.out_h, &sv[0])
+        table.f32_block(&blk, 0, blk.dw.out_h, &sv[0])
     mids = [np.full((q.out_h, q.out_w, q.out_c), np.nan, dtype=np.float32)
             for q in (blk.producer, blk.dw)]
     unfused = np.full(oshape, np.nan, dtype=np.float32)
-    scratch = np.empty(ssdf_conv_scratch_floats(blk.producer.in_c), dtype=np.float32)
+    scratch = np.empty(ssdf_f32_conv_scratch_floats(blk.producer.in_c), dtype=np.float32)
     sv = scratch
     ins[0] = &xv[0]
     for i, arr in enumerate((mids[0], mids[1], unfused)):
@@ -992,7 +992,7 @@ def _fused_block(str impl, int first, int seed=0):
     for i in range(3):
         L = &_model.layers[first + i]
         p = blk.producer if i == 0 else (blk.dw if i == 1 else blk.project)
-        fn = (table.conv3x3 if L.op == 1 else table.dw3x3 if L.op == 2 else table.conv1x1)
+        fn = (table.f32_conv3x3 if L.op == 1 else table.f32_dw3x3 if L.op == 2 else table.f32_conv1x1)
         fn(&p, ins[i], wp[i], blk.res if i == 2 else NULL, outs[i], 0,
            <size_t>p.out_h * p.out_w, 0, p.out_c, &sv[0])
     return fused, unfused

@@ -171,7 +171,7 @@ static void gemm(size_t M, size_t K, const float *a, size_t lda, const float *w,
     }
 }
 
-static void conv1x1(const ssdf_conv_params *p, const float *in, const float *w,
+static void f32_conv1x1(const ssdf_conv_params *p, const float *in, const float *w,
                     const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
                     float *scratch) {
     const size_t K = (size_t)p->in_c, N = (size_t)p->out_c;
@@ -288,7 +288,7 @@ static void conv3x3_direct(const ssdf_conv_params *p, const float *in, const flo
     }
 }
 
-static void conv3x3(const ssdf_conv_params *p, const float *in, const float *w,
+static void f32_conv3x3(const ssdf_conv_params *p, const float *in, const float *w,
                     const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
                     float *scratch) {
     (void)res;
@@ -398,7 +398,7 @@ static void dw_row_all(const ssdf_conv_params *p, const float *const rows[3], co
     }
 }
 
-static void dw3x3(const ssdf_conv_params *p, const float *in, const float *w, const float *res,
+static void f32_dw3x3(const ssdf_conv_params *p, const float *in, const float *w, const float *res,
                   float *out, size_t m0, size_t m1, int n0, int n1, float *scratch) {
     const size_t row_floats = (size_t)p->in_w * p->in_c;
     (void)res, (void)scratch;
@@ -423,8 +423,8 @@ static void dw3x3(const ssdf_conv_params *p, const float *in, const float *w, co
  *  - the depthwise writes its output rows into a band of ssdf_band_rows();
  *  - the project GEMM (+ residual) turns each full band into output rows.
  * Neither the expanded nor the depthwise tensor ever goes to memory: all of
- * it stays in the thread's scratch (see ssdf_block_scratch_floats). */
-static void fused_block(const ssdf_block *b, int y0, int y1, float *scratch) {
+ * it stays in the thread's scratch (see ssdf_f32_block_scratch_floats). */
+static void f32_block(const ssdf_f32_block *b, int y0, int y1, float *scratch) {
     const ssdf_conv_params *pp = &b->producer, *pd = &b->dw, *pj = &b->project;
     const size_t Wp = (size_t)pp->out_w, K = (size_t)pp->in_c, E = (size_t)pp->out_c;
     const size_t Wd = (size_t)pd->out_w, Cout = (size_t)pj->out_c;
@@ -467,7 +467,7 @@ static void fused_block(const ssdf_block *b, int y0, int y1, float *scratch) {
 
 /* The resize's vertical pass (see resize.h): taps in blocks, so that a
  * huge tap count does not pile up rounding error in one float sum. */
-static void resize_rows(const unsigned char *first_row, ptrdiff_t stride, const float *w,
+static void u8_f32_resize_rows(const unsigned char *first_row, ptrdiff_t stride, const float *w,
                         int taps, size_t n, float *out) {
     size_t x = 0;
     for (; x + 16 <= n; x += 16) {
@@ -494,5 +494,11 @@ static void resize_rows(const unsigned char *first_row, ptrdiff_t stride, const 
     }
 }
 
-#define SSDF_DEFINE_KERNEL_TABLE(var, name) \
-    const ssdf_kernel_table var = {name, TILE_M, conv3x3, dw3x3, conv1x1, fused_block, resize_rows};
+#define SSDF_DEFINE_KERNEL_TABLE(NAME)                                                       \
+    const ssdf_kernel_table ssdf_kernels_##NAME = {.name = #NAME,                            \
+                                                   .tile_m = TILE_M,                         \
+                                                   .f32_conv3x3 = f32_conv3x3,               \
+                                                   .f32_dw3x3 = f32_dw3x3,                   \
+                                                   .f32_conv1x1 = f32_conv1x1,               \
+                                                   .f32_block = f32_block,                   \
+                                                   .u8_f32_resize_rows = u8_f32_resize_rows};
