@@ -249,12 +249,22 @@ def sanitize_flags():
 SANITIZE_COMPILE, SANITIZE_LINK = sanitize_flags()
 BASE_FLAGS += SANITIZE_COMPILE
 
-# Kernel variants compiled with their own instruction-set flags; dispatch.c
-# runs each only on a CPU that has the instructions.
-X86_VARIANTS = {
-    "csrc/kernels/avx2.c": ["-mavx2", "-mfma"],
-    "csrc/kernels/avx512.c": ["-mavx512f", "-mavx2", "-mfma"],
-}
+def _isa_flags():
+    """Per-variant compiler flags, read from the one list of kernel variants
+    (csrc/kernels/isa_list.h): ``X(name, features, "flags")``; a variant
+    with flags is compiled apart with them, from csrc/kernels/<name>.c, and
+    dispatch.c runs it only on a CPU that has the instructions."""
+    import re
+
+    with open(os.path.join(HERE, "csrc", "kernels", "isa_list.h"), encoding="utf-8") as f:
+        text = f.read()
+    return {f"csrc/kernels/{name}.c": flags.split()
+            for name, flags in re.findall(r'X\((\w+),[^,"]*,\s*"([^"]*)"\)', text) if flags}
+
+
+# Kernel variants compiled with their own instruction-set flags (the x86
+# ones: the portable variants have none and use the base flags).
+X86_VARIANTS = _isa_flags()
 
 
 def is_x86_64():
@@ -262,8 +272,9 @@ def is_x86_64():
 
 
 def c_sources():
-    """Core and portable kernel sources (compiled with the base flags)."""
-    files = glob(os.path.join("csrc", "*.c")) + glob(os.path.join("csrc", "kernels", "*.c"))
+    """Core, model and portable kernel sources (compiled with the base flags)."""
+    files = (glob(os.path.join("csrc", "*.c")) + glob(os.path.join("csrc", "models", "*.c"))
+             + glob(os.path.join("csrc", "kernels", "*.c")))
     return sorted(f.replace(os.sep, "/") for f in files if f.replace(os.sep, "/")
                   not in X86_VARIANTS)
 

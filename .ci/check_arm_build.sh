@@ -4,7 +4,7 @@
 # Needs gcc-aarch64-linux-gnu (Debian); warnings are errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-sources=(csrc/*.c csrc/kernels/reference.c csrc/kernels/scalar.c csrc/kernels/dispatch.c)
+sources=(csrc/*.c csrc/models/*.c csrc/kernels/reference.c csrc/kernels/scalar.c csrc/kernels/dispatch.c)
 CC=${CC_AARCH64:-aarch64-linux-gnu-gcc}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -29,20 +29,20 @@ static int host_is_little_endian(void) {
     return *(const uint8_t *)&one == 1;
 }
 
-static size_t table_end(const ssdf_graph *g) {
+static size_t table_end(const ssdf_model *g) {
     return SSDF_BLOB_HEADER_SIZE + (size_t)g->n_tensors * SSDF_BLOB_ENTRY_SIZE;
 }
 
-static size_t payload_start(const ssdf_graph *g) { return ssdf_round_up(table_end(g), SSDF_ALIGN); }
+static size_t payload_start(const ssdf_model *g) { return ssdf_round_up(table_end(g), SSDF_ALIGN); }
 
-size_t ssdf_blob_size(const ssdf_graph *g) {
+size_t ssdf_blob_size(const ssdf_model *g) {
     size_t off = payload_start(g);
     for (int i = 0; i < g->n_tensors; i++)
         off += ssdf_round_up(ssdf_packed_floats(&g->tensors[i]) * sizeof(float), SSDF_ALIGN);
     return off;
 }
 
-void ssdf_blob_write(const ssdf_graph *g, const float *const *sources, uint8_t *out) {
+void ssdf_blob_write(const ssdf_model *g, const float *const *sources, uint8_t *out) {
     const size_t total = ssdf_blob_size(g), payload = payload_start(g);
     size_t off = 0;
     memset(out, 0, total);
@@ -55,7 +55,7 @@ void ssdf_blob_write(const ssdf_graph *g, const float *const *sources, uint8_t *
     wr64(out + 32, payload);
     wr64(out + 40, total - payload);
     wr64(out + 48, total);
-    memcpy(out + 64, SSDF_MODEL_NAME, strlen(SSDF_MODEL_NAME));
+    memcpy(out + 64, g->name, strlen(g->name));
     for (int i = 0; i < g->n_tensors; i++) {
         const ssdf_tensor_spec *t = &g->tensors[i];
         uint8_t *e = out + SSDF_BLOB_HEADER_SIZE + (size_t)i * SSDF_BLOB_ENTRY_SIZE;
@@ -68,7 +68,7 @@ void ssdf_blob_write(const ssdf_graph *g, const float *const *sources, uint8_t *
         wr64(e + 112, off);
         wr64(e + 120, bytes);
         /* Packing writes native floats: the reader refuses big-endian hosts. */
-        const int bias = ssdf_graph_bias_of(g, i);
+        const int bias = ssdf_model_bias_of(g, i);
         ssdf_pack_tensor(t, sources[i], bias >= 0 ? sources[bias] : NULL,
                          (float *)(out + payload + off));
         off += ssdf_round_up(bytes, SSDF_ALIGN);
@@ -76,7 +76,7 @@ void ssdf_blob_write(const ssdf_graph *g, const float *const *sources, uint8_t *
     wr64(out + 56, ssdf_xxh64(out + SSDF_BLOB_CHECKSUM_START, total - SSDF_BLOB_CHECKSUM_START, 0));
 }
 
-/* Check one table entry against the graph tensor it claims to be. */
+/* Check one table entry against the model tensor it claims to be. */
 static int check_entry(const uint8_t *e, const ssdf_tensor_spec *t, uint64_t payload_size,
                        ssdf_error *err) {
     uint64_t off = rd64(e + 112), bytes = rd64(e + 120);
@@ -127,7 +127,7 @@ static int by_offset(const void *a, const void *b) {
 }
 
 int ssdf_blob_check_header(const uint8_t *data, size_t avail, uint64_t file_size,
-                           const ssdf_graph *g, ssdf_error *err) {
+                           const ssdf_model *g, ssdf_error *err) {
     uint32_t version, count;
     uint64_t table_off, payload_off, payload_size, claimed_size;
 
@@ -171,11 +171,11 @@ int ssdf_blob_check_header(const uint8_t *data, size_t avail, uint64_t file_size
     if (file_size != ssdf_blob_size(g))
         return ssdf_fail(err, SSDF_ERR_FORMAT,
                          "blob is %" PRIu64 " bytes; a version %d blob of %s is %zu bytes",
-                         file_size, SSDF_BLOB_VERSION, SSDF_MODEL_NAME, ssdf_blob_size(g));
+                         file_size, SSDF_BLOB_VERSION, g->name, ssdf_blob_size(g));
     return SSDF_OK;
 }
 
-int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_graph *g,
+int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_model *g,
                    const float *tensors[SSDF_MAX_TENSORS], ssdf_blob_info *info, ssdf_error *err) {
     extent extents[SSDF_MAX_TENSORS];
     int rc = ssdf_blob_check_header(data, size, size, g, err);
@@ -187,8 +187,8 @@ int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_graph *g,
         return ssdf_fail(err, SSDF_ERR_VALUE, "blob memory is not %d-byte aligned", SSDF_ALIGN);
     if (ssdf_xxh64(data + SSDF_BLOB_CHECKSUM_START, size - SSDF_BLOB_CHECKSUM_START, 0) != checksum)
         return ssdf_fail(err, SSDF_ERR_FORMAT, "blob checksum mismatch: the file is corrupt");
-    if (memcmp(data + 64, SSDF_MODEL_NAME, strlen(SSDF_MODEL_NAME) + 1) != 0)
-        return ssdf_fail(err, SSDF_ERR_FORMAT, "blob holds a model other than %s", SSDF_MODEL_NAME);
+    if (memcmp(data + 64, g->name, strlen(g->name) + 1) != 0)
+        return ssdf_fail(err, SSDF_ERR_FORMAT, "blob holds a model other than %s", g->name);
 
     /* Every table entry names a distinct tensor of the model (count equals
      * the model's tensor count, so none is missing either). */
@@ -197,7 +197,7 @@ int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_graph *g,
         char name[SSDF_TENSOR_NAME_MAX + 1];
         memcpy(name, e, SSDF_TENSOR_NAME_MAX);
         name[SSDF_TENSOR_NAME_MAX] = '\0';
-        const int i = ssdf_graph_find_tensor(g, name);
+        const int i = ssdf_model_find_tensor(g, name);
         if (i < 0) {
             for (int k = 0; k < g->n_tensors; k++) { /* name the one that is missing */
                 int seen = 0;
@@ -230,7 +230,7 @@ int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_graph *g,
         if (!all_finite(tensors[i], ssdf_packed_floats(t)))
             return ssdf_fail(err, SSDF_ERR_FORMAT, "tensor %s holds NaN or infinite values",
                              t->name);
-        const int bias = ssdf_graph_bias_of(g, i);
+        const int bias = ssdf_model_bias_of(g, i);
         /* The bias lives twice, in the panels the kernels read and in the
          * bias tensor the exporter reads: both must hold the same bits. */
         if (bias >= 0 && !ssdf_packed_bias_equals(t, tensors[i], tensors[bias]))

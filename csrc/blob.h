@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #include "common.h"
-#include "graph.h"
+#include "model.h"
 
 #define SSDF_BLOB_MAGIC "SSDFBLOB"
 #define SSDF_BLOB_VERSION 2 /* 2: weights in 16-channel panels, bias first */
@@ -42,7 +42,6 @@
 #define SSDF_BLOB_ENTRY_SIZE 128
 #define SSDF_BLOB_CHECKSUM_START 64
 #define SSDF_BLOB_DTYPE_F32 1
-#define SSDF_MODEL_NAME "ssd_mobilenetv2_face"
 
 typedef struct {
     uint32_t version;
@@ -58,22 +57,22 @@ typedef struct {
  * header's sizes against the file and against the size the model's tensors
  * take: a reader calls this before reading or hashing the rest. */
 int ssdf_blob_check_header(const uint8_t *data, size_t avail, uint64_t file_size,
-                           const ssdf_graph *g, ssdf_error *err);
+                           const ssdf_model *g, ssdf_error *err);
 
 /* Validate a whole blob in memory and point `tensors[i]` at the packed data
- * of graph tensor i. Checks: the header (above), the checksum, a table of
+ * of model tensor i. Checks: the header (above), the checksum, a table of
  * exactly the model's tensors, each once, with the right dtype, kind, shape
  * and size, aligned, inside the payload and overlapping no other; finite
  * values; each bias tensor equal to the bias packed with its weights.
  * `data` must be 64-byte aligned. Nothing is copied. */
-int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_graph *g,
+int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_model *g,
                    const float *tensors[SSDF_MAX_TENSORS], ssdf_blob_info *info, ssdf_error *err);
 
-/* Size in bytes of the blob holding the graph's tensors. */
-size_t ssdf_blob_size(const ssdf_graph *g);
+/* Size in bytes of the blob holding the model's tensors. */
+size_t ssdf_blob_size(const ssdf_model *g);
 
-/* Write the blob for the graph's tensors into `out` (ssdf_blob_size bytes).
- * `sources[i]` is graph tensor i in its source layout (the .npy contents). */
-void ssdf_blob_write(const ssdf_graph *g, const float *const *sources, uint8_t *out);
+/* Write the blob for the model's tensors into `out` (ssdf_blob_size bytes).
+ * `sources[i]` is model tensor i in its source layout (the .npy contents). */
+void ssdf_blob_write(const ssdf_model *g, const float *const *sources, uint8_t *out);
 
 #endif

@@ -1,68 +1,13 @@
-#include "engine.h"
+#include "engine_internal.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "anchors.h"
 #include "resize.h"
-#include "threadpool.h"
-
-#define MAX_THREADS 256
-#define ROW_FLOATS ((size_t)SSDF_INPUT_SIZE * 3)
-#define INPUT_FLOATS ((size_t)SSDF_INPUT_SIZE * ROW_FLOATS)
-#define RESTART_FAILED                                                                        \
-    "could not start the detector's worker threads in this process (after fork): the system " \
-    "refused a new thread; nothing ran, the next call tries again"
-
-/* The buffers one forward pass runs on: the engine's own set ("main"), for
- * a pass split between the threads, and one set per thread ("lanes"), for
- * batches that run a whole image on each thread. */
-typedef struct {
-    float *slots[SSDF_NUM_SLOTS];
-    float *input, *boxes, *logits;
-    void *post;      /* ssdf_postprocess scratch */
-    float *spill[2]; /* fused blocks' intermediates, for unfused kernels only */
-    void *mem;       /* a lane's own allocation (slots ... post); NULL in main */
-} buffer_set;
-
-/* Byte offsets of a buffer set's parts in its memory: slots, input, boxes,
- * logits, post-processing scratch. */
-#define SET_PARTS (SSDF_NUM_SLOTS + 4)
-
-struct ssdf_engine {
-    const ssdf_graph *graph;
-    const ssdf_kernel_table *kernels;
-    ssdf_pool *pool;
-    int nthreads;
-    uint8_t *blob_copy; /* owned copy when the caller's blob was misaligned */
-    const float *tensors[SSDF_MAX_TENSORS];
-    ssdf_blob_info info;
-    /* Arena: the main buffer set, then per-thread scratch. */
-    float *arena;
-    size_t arena_bytes;
-    buffer_set main;
-    buffer_set *lanes; /* nthreads sets once a batch has run on lanes, or NULL */
-    float *scratch[MAX_THREADS];
-    float anchors[SSDF_NUM_ANCHORS * 4];
-};
-
-/* Arguments of one forward pass, shared by the threads running it. */
-typedef struct {
-    const ssdf_engine *e;
-    const buffer_set *b; /* slots and spill buffers */
-    const float *input;
-    float *boxes, *logits;
-    double *seconds; /* per-layer times, or NULL */
-} forward_job;
-
-static ssdf_conv_params params_of(const ssdf_layer *L) {
-    const ssdf_conv_params p = {L->in_h,  L->in_w,   L->in_c,    L->out_h,    L->out_w,
-                                L->out_c, L->stride, L->pad_top, L->pad_left, L->relu6};
-    return p;
-}
 
 static float *resolve(int buf, const forward_job *job) {
     switch (buf) {
@@ -76,57 +21,52 @@ static float *resolve(int buf, const forward_job *job) {
     }
 }
 
-/* The fused block made of layer P (producer), P+1 (depthwise) and P+2
- * (project). With job NULL only the shapes are filled in. */
-static ssdf_block block_of(const ssdf_engine *e, const ssdf_layer *P, const forward_job *job) {
-    const ssdf_layer *D = P + 1, *J = P + 2;
-    ssdf_block b;
-    b.producer_k = P->op == SSDF_OP_CONV3X3 ? 3 : 1;
-    b.producer = params_of(P);
-    b.dw = params_of(D);
-    b.project = params_of(J);
-    b.w_producer = e->tensors[P->weight];
-    b.w_dw = e->tensors[D->weight];
-    b.w_project = e->tensors[J->weight];
-    b.in = job ? resolve(P->src, job) : NULL;
-    b.res = job ? resolve(J->res, job) : NULL;
-    b.out = job ? resolve(J->dst, job) : NULL;
+/* The fused block of the step starting at layer `first`, on job's buffers. */
+static ssdf_f32_block block_of(const ssdf_engine *e, int first, const forward_job *job) {
+    const ssdf_layer *P = &e->model->layers[first];
+    ssdf_f32_block b = ssdf_block_shape(e->model, first);
+    b.w_producer = e->tensors[P[0].weight];
+    b.w_dw = e->tensors[P[1].weight];
+    b.w_project = e->tensors[P[2].weight];
+    b.in = resolve(e->plan.bind[first].src, job);
+    b.res = resolve(e->plan.bind[first + 2].res, job);
+    b.out = resolve(e->plan.bind[first + 2].dst, job);
     return b;
 }
 
 /* A buffer set's layout: offsets[] of its parts (SET_PARTS), each 64-byte
  * aligned; returns its size in bytes. */
-static size_t set_layout(const ssdf_graph *g, size_t offsets[SET_PARTS]) {
+static size_t set_layout(const ssdf_model *g, const ssdf_plan *plan, size_t offsets[SET_PARTS]) {
     size_t total = 0;
-    for (int s = 0; s < SSDF_NUM_SLOTS; s++) {
+    for (int s = 0; s < SSDF_MAX_SLOTS; s++) {
         offsets[s] = total;
-        total += ssdf_round_up(g->slot_floats[s] * sizeof(float), SSDF_ALIGN);
+        total += ssdf_round_up(plan->slot_floats[s] * sizeof(float), SSDF_ALIGN);
     }
-    offsets[SSDF_NUM_SLOTS] = total;
-    total += ssdf_round_up(sizeof(float) * INPUT_FLOATS, SSDF_ALIGN);
-    offsets[SSDF_NUM_SLOTS + 1] = total;
-    total += ssdf_round_up(sizeof(float) * SSDF_NUM_ANCHORS * 4, SSDF_ALIGN);
-    offsets[SSDF_NUM_SLOTS + 2] = total;
-    total += ssdf_round_up(sizeof(float) * SSDF_NUM_ANCHORS * 2, SSDF_ALIGN);
-    offsets[SSDF_NUM_SLOTS + 3] = total;
-    total += ssdf_round_up(ssdf_postprocess_scratch_bytes(), SSDF_ALIGN);
+    offsets[SSDF_MAX_SLOTS] = total;
+    total += ssdf_round_up(sizeof(float) * ssdf_model_input_floats(g), SSDF_ALIGN);
+    offsets[SSDF_MAX_SLOTS + 1] = total;
+    total += ssdf_round_up(sizeof(float) * ssdf_model_box_floats(g), SSDF_ALIGN);
+    offsets[SSDF_MAX_SLOTS + 2] = total;
+    total += ssdf_round_up(sizeof(float) * ssdf_model_logit_floats(g), SSDF_ALIGN);
+    offsets[SSDF_MAX_SLOTS + 3] = total;
+    total += ssdf_round_up(ssdf_postprocess_scratch_bytes(g), SSDF_ALIGN);
     return total;
 }
 
 static void set_place(buffer_set *b, void *base, const size_t offsets[SET_PARTS]) {
     char *p = base;
-    for (int s = 0; s < SSDF_NUM_SLOTS; s++) b->slots[s] = (float *)(p + offsets[s]);
-    b->input = (float *)(p + offsets[SSDF_NUM_SLOTS]);
-    b->boxes = (float *)(p + offsets[SSDF_NUM_SLOTS + 1]);
-    b->logits = (float *)(p + offsets[SSDF_NUM_SLOTS + 2]);
-    b->post = p + offsets[SSDF_NUM_SLOTS + 3];
+    for (int s = 0; s < SSDF_MAX_SLOTS; s++) b->slots[s] = (float *)(p + offsets[s]);
+    b->input = (float *)(p + offsets[SSDF_MAX_SLOTS]);
+    b->boxes = (float *)(p + offsets[SSDF_MAX_SLOTS + 1]);
+    b->logits = (float *)(p + offsets[SSDF_MAX_SLOTS + 2]);
+    b->post = p + offsets[SSDF_MAX_SLOTS + 3];
 }
 
 /* The spill buffers of a set, unless it has them; their bytes are added to
  * *bytes. 0, or -1 when out of memory (what was allocated is kept). */
-static int set_spill(const ssdf_graph *g, buffer_set *b, size_t *bytes) {
+static int set_spill(const ssdf_plan *g, buffer_set *b, size_t *bytes) {
     for (int i = 0; i < 2; i++) {
-        if (b->spill[i]) continue;
+        if (b->spill[i] || !g->spill_floats[i]) continue;
         if (!(b->spill[i] = ssdf_aligned_alloc(g->spill_floats[i] * sizeof(float)))) return -1;
         *bytes += g->spill_floats[i] * sizeof(float);
     }
@@ -150,9 +90,9 @@ static void lanes_free(ssdf_engine *e) {
 
 /* One buffer set per thread, allocated by the first call that needs them
  * (an engine that never runs a batch keeps its start-up memory). */
-static int ensure_lanes(ssdf_engine *e, ssdf_error *err) {
+int ssdf_engine_ensure_lanes(ssdf_engine *e, ssdf_error *err) {
     size_t offsets[SET_PARTS], added = 0;
-    const size_t bytes = set_layout(e->graph, offsets);
+    const size_t bytes = set_layout(e->model, &e->plan, offsets);
     if (e->lanes) return SSDF_OK;
     if (!(e->lanes = calloc((size_t)e->nthreads, sizeof *e->lanes))) goto nomem;
     for (int t = 0; t < e->nthreads; t++) {
@@ -160,7 +100,7 @@ static int ensure_lanes(ssdf_engine *e, ssdf_error *err) {
         if (!(b->mem = ssdf_aligned_alloc(bytes))) goto nomem;
         set_place(b, b->mem, offsets);
         added += bytes;
-        if (!e->kernels->block && set_spill(e->graph, b, &added)) goto nomem;
+        if (!e->kernels->f32_block && set_spill(&e->plan, b, &added)) goto nomem;
     }
     e->arena_bytes += added;
     return SSDF_OK;
@@ -171,7 +111,7 @@ nomem:
                      "each)", e->nthreads, bytes);
 }
 
-int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int num_threads,
+int ssdf_engine_create(ssdf_engine **out, const ssdf_model *model, const uint8_t *blob, size_t size, int num_threads,
                        ssdf_error *err) {
     ssdf_engine *e;
     size_t offsets[SET_PARTS], total, scratch_floats = 0;
@@ -181,7 +121,7 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
         return ssdf_fail(err, SSDF_ERR_VALUE, "num_threads must be in [1, %d], got %d",
                          MAX_THREADS, num_threads);
     if (!(e = calloc(1, sizeof *e))) return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory");
-    e->graph = ssdf_graph_get();
+    e->model = model;
     e->kernels = ssdf_kernels_best();
     e->nthreads = num_threads;
 
@@ -193,7 +133,12 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
         memcpy(e->blob_copy, blob, size);
         blob = e->blob_copy;
     }
-    rc = ssdf_blob_open(blob, size, e->graph, e->tensors, &e->info, err);
+    if (ssdf_plan_build(model, 1, &e->plan) != 0) {
+        ssdf_engine_destroy(e);
+        return ssdf_fail(err, SSDF_ERR_VALUE, "model %s needs more than %d activation buffers",
+                         model->name, SSDF_MAX_SLOTS);
+    }
+    rc = ssdf_blob_open(blob, size, e->model, e->tensors, &e->info, err);
     if (rc) {
         ssdf_engine_destroy(e);
         return rc;
@@ -201,16 +146,17 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
 
     /* One allocation for the main buffer set and the scratch, each buffer
      * 64-byte aligned. */
-    total = set_layout(e->graph, offsets);
-    for (int l = 0; l < e->graph->n_layers; l++) {
-        const ssdf_layer *L = &e->graph->layers[l];
-        if (L->op == SSDF_OP_CONV3X3 && ssdf_conv_scratch_floats(L->in_c) > scratch_floats)
-            scratch_floats = ssdf_conv_scratch_floats(L->in_c);
-        if (L->fuse_next && L[1].fuse_next) { /* a fused block starts here */
-            const ssdf_block blk = block_of(e, L, NULL);
-            if (ssdf_block_scratch_floats(&blk) > scratch_floats)
-                scratch_floats = ssdf_block_scratch_floats(&blk);
-        }
+    total = set_layout(e->model, &e->plan, offsets);
+    for (int l = 0; l < e->model->n_layers; l++) {
+        const ssdf_layer *L = &e->model->layers[l];
+        if (L->op == SSDF_OP_CONV3X3 && ssdf_f32_conv_scratch_floats(L->in_c) > scratch_floats)
+            scratch_floats = ssdf_f32_conv_scratch_floats(L->in_c);
+    }
+    for (int s = 0; s < e->plan.n_steps; s++) {
+        if (e->plan.steps[s].count < 3) continue;
+        const ssdf_f32_block blk = ssdf_block_shape(e->model, e->plan.steps[s].first);
+        if (ssdf_f32_block_scratch_floats(&blk) > scratch_floats)
+            scratch_floats = ssdf_f32_block_scratch_floats(&blk);
     }
     const size_t scratch_bytes = ssdf_round_up(scratch_floats * sizeof(float), SSDF_ALIGN);
     const size_t scratch_at = total;
@@ -228,7 +174,11 @@ int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int 
         ssdf_engine_destroy(e);
         return ssdf_fail(err, SSDF_ERR_THREADS, "could not start %d threads", num_threads);
     }
-    ssdf_anchors(e->graph, e->anchors);
+    if (!(e->anchors = malloc(sizeof(float) * 4 * (size_t)model->num_anchors))) {
+        ssdf_engine_destroy(e);
+        return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory for the anchors");
+    }
+    ssdf_anchors(e->model, e->anchors);
     *out = e;
     return SSDF_OK;
 }
@@ -240,18 +190,20 @@ void ssdf_engine_destroy(ssdf_engine *e) {
     set_free(&e->main);
     ssdf_aligned_free(e->arena);
     ssdf_aligned_free(e->blob_copy);
+    free(e->anchors);
     free(e);
 }
 
 const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e) { return &e->info; }
+const ssdf_model *ssdf_engine_model(const ssdf_engine *e) { return e->model; }
 int ssdf_engine_threads(const ssdf_engine *e) { return e->nthreads; }
 int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err) {
     /* Kernels that cannot run a block fused run its layers one by one, and
      * need the intermediates materialised: in every buffer set. */
-    if (!k->block) {
-        int failed = set_spill(e->graph, &e->main, &e->arena_bytes);
+    if (!k->f32_block) {
+        int failed = set_spill(&e->plan, &e->main, &e->arena_bytes);
         for (int t = 0; e->lanes && t < e->nthreads && !failed; t++)
-            failed = set_spill(e->graph, &e->lanes[t], &e->arena_bytes);
+            failed = set_spill(&e->plan, &e->lanes[t], &e->arena_bytes);
         if (failed) return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory");
     }
     e->kernels = k;
@@ -295,70 +247,84 @@ static double now_seconds(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-/* The layer loop on job's buffers, as part `part` of `parts`: with parts > 1
+/* Layer l on job's buffers, as part `part` of `parts` (see run_layers). */
+static void run_layer(const forward_job *job, int l, int part, int parts, float *scratch) {
+    const ssdf_engine *e = job->e;
+    const ssdf_kernel_table *k = e->kernels;
+    const ssdf_layer *L = &e->model->layers[l];
+    const ssdf_binding *B = &e->plan.bind[l];
+    const ssdf_conv_params p = ssdf_layer_params(L);
+    const float *src = resolve(B->src, job);
+    const float *res = resolve(B->res, job);
+    float *dst = resolve(B->dst, job) + B->dst_offset;
+    const float *w = e->tensors[L->weight];
+    const int timed = job->seconds && part == 0;
+    const double start = timed ? now_seconds() : 0.0;
+    size_t m0, m1;
+    int n0, n1;
+    layer_share(L, k->tile_m, part, parts, &m0, &m1, &n0, &n1);
+    if (m0 < m1 && n0 < n1) {
+        switch (L->op) {
+        case SSDF_OP_CONV3X3: k->f32_conv3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
+        case SSDF_OP_DW3X3: k->f32_dw3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
+        default: k->f32_conv1x1(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
+        }
+    }
+    if (parts > 1) ssdf_pool_barrier(e->pool); /* the next layer reads what this one wrote */
+    if (timed) job->seconds[l] += now_seconds() - start;
+}
+
+/* The step loop on job's buffers, as part `part` of `parts`: with parts > 1
  * each layer is split between the threads of a pool region, a barrier after
  * it; with parts == 1 one thread runs every layer whole, without barriers
  * (a lane). `scratch` is the calling thread's. The kernels write the same
  * values whatever the split, so both give the same bits. */
-static void run_layers(const forward_job *job, int part, int parts, float *scratch) {
+void ssdf_engine_run_layers(const forward_job *job, int part, int parts, float *scratch) {
     const ssdf_engine *e = job->e;
     const ssdf_kernel_table *k = e->kernels;
     const int timed = job->seconds && part == 0;
-    for (int l = 0; l < e->graph->n_layers; l++) {
-        const ssdf_layer *L = &e->graph->layers[l];
-        const ssdf_conv_params p = params_of(L);
-        if (L->fuse_next && k->block) {
+    for (int st = 0; st < e->plan.n_steps; st++) {
+        const ssdf_step step = e->plan.steps[st];
+        if (step.count == 3 && k->f32_block) {
             /* A fused block: each thread takes a band of depthwise output
-             * rows (recomputing the producer rows its band shares). */
+             * rows (recomputing the producer rows its band shares). Its
+             * time is booked on the project layer. */
             const double start = timed ? now_seconds() : 0.0;
-            const ssdf_block blk = block_of(e, L, job);
+            const ssdf_f32_block blk = block_of(e, step.first, job);
             const int y0 = blk.dw.out_h * part / parts, y1 = blk.dw.out_h * (part + 1) / parts;
-            if (y0 < y1) k->block(&blk, y0, y1, scratch);
+            if (y0 < y1) k->f32_block(&blk, y0, y1, scratch);
             if (parts > 1) ssdf_pool_barrier(e->pool);
-            if (timed) job->seconds[l + 2] += now_seconds() - start;
-            l += 2; /* its time is booked on the project layer */
+            if (timed) job->seconds[step.first + 2] += now_seconds() - start;
             continue;
         }
-        const float *src = resolve(L->src, job);
-        const float *res = resolve(L->res, job);
-        float *dst = resolve(L->dst, job) + L->dst_offset;
-        const float *w = e->tensors[L->weight];
-        const double start = timed ? now_seconds() : 0.0;
-        size_t m0, m1;
-        int n0, n1;
-        layer_share(L, k->tile_m, part, parts, &m0, &m1, &n0, &n1);
-        if (m0 < m1 && n0 < n1) {
-            switch (L->op) {
-            case SSDF_OP_CONV3X3: k->conv3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
-            case SSDF_OP_DW3X3: k->dw3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
-            default: k->conv1x1(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
-            }
-        }
-        if (parts > 1) ssdf_pool_barrier(e->pool); /* the next layer reads what this one wrote */
-        if (timed) job->seconds[l] += now_seconds() - start;
+        /* A layer, or a block's layers one by one through the spill buffers. */
+        for (int l = step.first; l < step.first + step.count; l++)
+            run_layer(job, l, part, parts, scratch);
     }
 }
 
 static void forward_region(void *ctx, int t, int T) {
     const forward_job *job = ctx;
-    run_layers(job, t, T, job->e->scratch[t]);
+    ssdf_engine_run_layers(job, t, T, job->e->scratch[t]);
 }
 
-static int check_finite(const float *input, int image, int n, ssdf_error *err) {
-    for (size_t i = 0; i < INPUT_FLOATS; i++) {
+int ssdf_engine_check_finite(const ssdf_model *m, const float *input, int image, int n,
+                        ssdf_error *err) {
+    const size_t floats = ssdf_model_input_floats(m);
+    for (size_t i = 0; i < floats; i++) {
         if (isfinite(input[i])) continue;
         if (n == 1)
             return ssdf_fail(err, SSDF_ERR_VALUE, "input holds a non-finite value (NaN or inf) "
                              "at flat index %zu", i);
         return ssdf_fail(err, SSDF_ERR_VALUE, "input holds a non-finite value (NaN or inf) at "
                          "flat index %zu (image %d, flat index %zu in it)",
-                         (size_t)image * INPUT_FLOATS + i, image, i);
+                         (size_t)image * floats + i, image, i);
     }
     return SSDF_OK;
 }
 
 /* One image split between the threads, on the main buffer set's slots. */
-static int run_split(ssdf_engine *e, const float *input, float *boxes, float *logits,
+int ssdf_engine_run_split(ssdf_engine *e, const float *input, float *boxes, float *logits,
                      double *seconds, ssdf_error *err) {
     forward_job job = {e, &e->main, input, boxes, logits, seconds};
     if (ssdf_pool_run(e->pool, forward_region, &job) != 0)
@@ -368,8 +334,8 @@ static int run_split(ssdf_engine *e, const float *input, float *boxes, float *lo
 
 static int run_forward(ssdf_engine *e, const float *input, float *boxes, float *logits,
                        double *seconds, ssdf_error *err) {
-    const int rc = check_finite(input, 0, 1, err);
-    return rc ? rc : run_split(e, input, boxes, logits, seconds, err);
+    const int rc = ssdf_engine_check_finite(e->model, input, 0, 1, err);
+    return rc ? rc : ssdf_engine_run_split(e, input, boxes, logits, seconds, err);
 }
 
 int ssdf_engine_forward(ssdf_engine *e, const float *input, float *boxes, float *logits,
@@ -380,273 +346,4 @@ int ssdf_engine_forward(ssdf_engine *e, const float *input, float *boxes, float 
 int ssdf_engine_profile(ssdf_engine *e, const float *input, float *boxes, float *logits,
                         double *seconds, ssdf_error *err) {
     return run_forward(e, input, boxes, logits, seconds, err);
-}
-
-/* Start of part t of T of [0, n). */
-static size_t split_at(size_t n, int t, int T) {
-    const size_t q = n / (size_t)T, r = n % (size_t)T;
-    return q * (size_t)t + ((size_t)t < r ? (size_t)t : r);
-}
-
-/* ---- Views ---- */
-
-static int check_view(const ssdf_view *v, int i, int n, ssdf_error *err) {
-    char who[32] = "";
-    if (n > 1) snprintf(who, sizeof who, "view %d: ", i);
-    if (!v->pixels) return ssdf_fail(err, SSDF_ERR_VALUE, "%sno pixels (NULL)", who);
-    if (v->height <= 0 || v->width <= 0)
-        return ssdf_fail(err, SSDF_ERR_VALUE, "%simage must not be empty", who);
-    if (v->channels != 1 && v->channels != 3 && v->channels != 4)
-        return ssdf_fail(err, SSDF_ERR_VALUE, "%simage has %d channels, expected 1, 3 or 4", who,
-                         v->channels);
-    if (v->row_stride < (ptrdiff_t)v->width * v->channels)
-        return ssdf_fail(err, SSDF_ERR_VALUE, "%srow stride %td is less than a row (%d pixels "
-                         "of %d bytes)", who, v->row_stride, v->width, v->channels);
-    if (!(0 <= v->x0 && v->x0 < v->x1 && v->x1 <= SSDF_INPUT_SIZE && 0 <= v->y0 &&
-          v->y0 < v->y1 && v->y1 <= SSDF_INPUT_SIZE))
-        return ssdf_fail(err, SSDF_ERR_VALUE, "%sdestination (x0 %d, y0 %d, x1 %d, y1 %d) is "
-                         "not a non-empty rectangle inside the %dx%d input", who, v->x0, v->y0,
-                         v->x1, v->y1, SSDF_INPUT_SIZE, SSDF_INPUT_SIZE);
-    if (v->flip != 0 && v->flip != 1)
-        return ssdf_fail(err, SSDF_ERR_VALUE, "%sflip must be 0 or 1, got %d", who, v->flip);
-    if (!(v->box_width == 0.0f || (isfinite(v->box_width) && v->box_width > 0.0f)) ||
-        !(v->box_height == 0.0f || (isfinite(v->box_height) && v->box_height > 0.0f)))
-        return ssdf_fail(err, SSDF_ERR_VALUE, "%sbox frame %g x %g must be positive and finite "
-                         "(or 0: network-input pixels)", who, (double)v->box_width,
-                         (double)v->box_height);
-    return SSDF_OK;
-}
-
-static int plan_view(ssdf_resize_plan *plan, const ssdf_view *v, int nthreads, ssdf_error *err) {
-    return ssdf_resize_plan_init(plan, v->pixels, v->height, v->width, v->channels, v->row_stride,
-                                 v->y1 - v->y0, v->x1 - v->x0, nthreads, err);
-}
-
-/* One input row (300 RGB pixels) mirrored left-right in place. */
-static void mirror_row(float *row) {
-    for (int i = 0, j = SSDF_INPUT_SIZE - 1; i < j; i++, j--)
-        for (int c = 0; c < 3; c++) {
-            const float t = row[i * 3 + c];
-            row[i * 3 + c] = row[j * 3 + c];
-            row[j * 3 + c] = t;
-        }
-}
-
-/* Rows [Y0, Y1) of the network input for view v: the view's resized rows
- * inside its rectangle, 0.0 around it. The plan's prepass must be done. */
-static void view_rows(const ssdf_view *v, const ssdf_resize_plan *plan,
-                      const ssdf_kernel_table *k, int Y0, int Y1, int thread, float *input) {
-    const size_t left = (size_t)v->x0 * 3, right = (size_t)v->x1 * 3;
-    for (int y = Y0; y < Y1; y++) {
-        float *row = input + (size_t)y * ROW_FLOATS;
-        if (y < v->y0 || y >= v->y1) {
-            memset(row, 0, ROW_FLOATS * sizeof(float));
-            continue;
-        }
-        if (left) memset(row, 0, left * sizeof(float));
-        if (right < ROW_FLOATS) memset(row + right, 0, (ROW_FLOATS - right) * sizeof(float));
-    }
-    const int a = Y0 > v->y0 ? Y0 : v->y0, b = Y1 < v->y1 ? Y1 : v->y1;
-    if (a < b)
-        ssdf_resize_rows(plan, k, a - v->y0, b - v->y0, thread,
-                         input + (size_t)v->y0 * ROW_FLOATS + left, ROW_FLOATS);
-    if (v->flip) /* after the resize: mirroring its source would cost a copy */
-        for (int y = a; y < b; y++) mirror_row(input + (size_t)y * ROW_FLOATS);
-}
-
-static int postprocess_view(const ssdf_engine *e, const ssdf_view *v, const buffer_set *b,
-                            float score_threshold, float iou_threshold, int max_faces,
-                            ssdf_face *faces) {
-    const float w = v->box_width > 0.0f ? v->box_width : (float)SSDF_INPUT_SIZE;
-    const float h = v->box_height > 0.0f ? v->box_height : (float)SSDF_INPUT_SIZE;
-    return ssdf_postprocess(b->boxes, b->logits, e->anchors, score_threshold, iou_threshold,
-                            max_faces, w, h, faces, b->post);
-}
-
-typedef struct {
-    const ssdf_view *v;
-    const ssdf_resize_plan *plan;
-    const ssdf_kernel_table *kernels;
-    ssdf_pool *pool;
-    float *input;
-} resize_job;
-
-static void resize_region(void *ctx, int t, int T) {
-    const resize_job *job = ctx;
-    const size_t items = ssdf_resize_prepass_items(job->plan);
-    if (items) { /* horizontal first: its pass, then the rows that read it */
-        ssdf_resize_prepass(job->plan, split_at(items, t, T), split_at(items, t + 1, T), t);
-        ssdf_pool_barrier(job->pool);
-    }
-    view_rows(job->v, job->plan, job->kernels, (int)split_at(SSDF_INPUT_SIZE, t, T),
-              (int)split_at(SSDF_INPUT_SIZE, t + 1, T), t, job->input);
-}
-
-/* One view split between the threads, on the main buffer set. */
-static int view_split(ssdf_engine *e, const ssdf_view *v, float score_threshold,
-                      float iou_threshold, int max_faces, ssdf_face *faces, int *count,
-                      ssdf_error *err) {
-    ssdf_resize_plan plan;
-    int rc = plan_view(&plan, v, e->nthreads, err);
-    if (rc) return rc;
-    resize_job job = {v, &plan, e->kernels, e->pool, e->main.input};
-    rc = ssdf_pool_run(e->pool, resize_region, &job);
-    ssdf_resize_plan_free(&plan);
-    if (rc) return ssdf_fail(err, SSDF_ERR_THREADS, RESTART_FAILED);
-    /* The input is a resize of bytes: always finite, no check needed. */
-    rc = run_split(e, e->main.input, e->main.boxes, e->main.logits, NULL, err);
-    if (rc) return rc;
-    *count = postprocess_view(e, v, &e->main, score_threshold, iou_threshold, max_faces, faces);
-    return SSDF_OK;
-}
-
-/* ---- Lanes: one image per thread ---- */
-
-typedef struct {
-    ssdf_engine *e;
-    size_t n;
-    atomic_size_t next; /* the next image to take */
-    atomic_int failed;  /* an error was recorded: take no more images */
-    int rc;             /* the first error, written by the thread that set failed */
-    ssdf_error err;
-    /* forward_batch */
-    const float *inputs;
-    float *boxes, *logits;
-    /* detect_views */
-    const ssdf_view *views;
-    float score_threshold, iou_threshold;
-    int max_faces;
-    ssdf_face *faces;
-    int *counts;
-} batch_job;
-
-static void record_failure(batch_job *job, int rc, const ssdf_error *err) {
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&job->failed, &expected, 1)) {
-        job->rc = rc;
-        job->err = *err;
-    }
-}
-
-/* View i on thread t, in lane t. */
-static int view_in_lane(batch_job *job, size_t i, int t, ssdf_error *err) {
-    ssdf_engine *e = job->e;
-    const ssdf_view *v = &job->views[i];
-    const buffer_set *b = &e->lanes[t];
-    ssdf_resize_plan plan;
-    int rc = plan_view(&plan, v, 1, err);
-    if (rc) return rc;
-    ssdf_resize_prepass(&plan, 0, ssdf_resize_prepass_items(&plan), 0);
-    view_rows(v, &plan, e->kernels, 0, SSDF_INPUT_SIZE, 0, b->input);
-    ssdf_resize_plan_free(&plan);
-    const forward_job fj = {e, b, b->input, b->boxes, b->logits, NULL};
-    run_layers(&fj, 0, 1, e->scratch[t]);
-    job->counts[i] = postprocess_view(e, v, b, job->score_threshold, job->iou_threshold,
-                                      job->max_faces, job->faces + i * (size_t)job->max_faces);
-    return SSDF_OK;
-}
-
-/* Every thread takes images from the shared counter until there are none
- * left (or one failed), and runs each whole in its own lane. No barrier:
- * a thread that finds no work returns, and the region ends when all have. */
-static void lanes_region(void *ctx, int t, int T) {
-    batch_job *job = ctx;
-    ssdf_engine *e = job->e;
-    (void)T;
-    while (!atomic_load_explicit(&job->failed, memory_order_relaxed)) {
-        const size_t i = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
-        if (i >= job->n) return;
-        if (job->views) {
-            ssdf_error err;
-            const int rc = view_in_lane(job, i, t, &err);
-            if (rc) record_failure(job, rc, &err);
-        } else {
-            const forward_job fj = {e, &e->lanes[t], job->inputs + i * INPUT_FLOATS,
-                                    job->boxes + i * (size_t)SSDF_NUM_ANCHORS * 4,
-                                    job->logits + i * (size_t)SSDF_NUM_ANCHORS * 2, NULL};
-            run_layers(&fj, 0, 1, e->scratch[t]);
-        }
-    }
-}
-
-static int run_lanes(batch_job *job, ssdf_error *err) {
-    int rc = ensure_lanes(job->e, err);
-    if (rc) return rc;
-    atomic_init(&job->next, 0);
-    atomic_init(&job->failed, 0);
-    if (ssdf_pool_run(job->e->pool, lanes_region, job) != 0)
-        return ssdf_fail(err, SSDF_ERR_THREADS, RESTART_FAILED);
-    /* ssdf_pool_run returns once every thread has left the region (acquire
-     * on the workers' release): the recorded error is visible here. */
-    if (atomic_load(&job->failed)) {
-        if (err) *err = job->err;
-        return job->rc;
-    }
-    return SSDF_OK;
-}
-
-static int use_lanes(const ssdf_engine *e, int n) { return n >= 2 && e->nthreads >= 2; }
-
-int ssdf_engine_forward_batch(ssdf_engine *e, const float *inputs, int n, float *boxes,
-                              float *logits, ssdf_error *err) {
-    if (n < 0) return ssdf_fail(err, SSDF_ERR_VALUE, "batch size %d is negative", n);
-    for (int i = 0; i < n; i++) {
-        const int rc = check_finite(inputs + (size_t)i * INPUT_FLOATS, i, n, err);
-        if (rc) return rc;
-    }
-    if (use_lanes(e, n)) {
-        batch_job job = {0};
-        job.e = e;
-        job.n = (size_t)n;
-        job.inputs = inputs;
-        job.boxes = boxes;
-        job.logits = logits;
-        return run_lanes(&job, err);
-    }
-    for (int i = 0; i < n; i++) {
-        const int rc = run_split(e, inputs + (size_t)i * INPUT_FLOATS,
-                                 boxes + (size_t)i * SSDF_NUM_ANCHORS * 4,
-                                 logits + (size_t)i * SSDF_NUM_ANCHORS * 2, NULL, err);
-        if (rc) return rc;
-    }
-    return SSDF_OK;
-}
-
-int ssdf_engine_detect_views(ssdf_engine *e, const ssdf_view *views, int n,
-                             float score_threshold, float iou_threshold, int max_faces,
-                             ssdf_face *faces, int *counts, ssdf_error *err) {
-    if (n < 0) return ssdf_fail(err, SSDF_ERR_VALUE, "view count %d is negative", n);
-    if (max_faces < 1) return ssdf_fail(err, SSDF_ERR_VALUE, "max_faces must be >= 1");
-    for (int i = 0; i < n; i++) {
-        const int rc = check_view(&views[i], i, n, err);
-        if (rc) return rc;
-    }
-    if (use_lanes(e, n)) {
-        batch_job job = {0};
-        job.e = e;
-        job.n = (size_t)n;
-        job.views = views;
-        job.score_threshold = score_threshold;
-        job.iou_threshold = iou_threshold;
-        job.max_faces = max_faces;
-        job.faces = faces;
-        job.counts = counts;
-        return run_lanes(&job, err);
-    }
-    for (int i = 0; i < n; i++) {
-        const int rc = view_split(e, &views[i], score_threshold, iou_threshold, max_faces,
-                                  faces + (size_t)i * max_faces, &counts[i], err);
-        if (rc) return rc;
-    }
-    return SSDF_OK;
-}
-
-int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, int width,
-                       int channels, ptrdiff_t row_stride, float score_threshold,
-                       float iou_threshold, int max_faces, ssdf_face *faces, int *n_faces,
-                       ssdf_error *err) {
-    const ssdf_view view = {image, height, width, channels, row_stride, 0, 0, SSDF_INPUT_SIZE,
-                            SSDF_INPUT_SIZE, (float)width, (float)height};
-    return ssdf_engine_detect_views(e, &view, 1, score_threshold, iou_threshold, max_faces,
-                                    faces, n_faces, err);
 }

@@ -17,22 +17,25 @@
 
 typedef struct ssdf_engine ssdf_engine;
 
-/* Validate `blob` and build an engine on it that runs on exactly
+/* Validate `blob` as the weights of `model` (model.h; it must outlive the
+ * engine) and build an engine on it that runs on exactly
  * `num_threads` threads (the caller's plus num_threads - 1 workers). The
  * blob memory must outlive the engine; it is used in place when 64-byte
  * aligned and copied otherwise. */
-int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int num_threads,
+int ssdf_engine_create(ssdf_engine **out, const ssdf_model *model, const uint8_t *blob, size_t size, int num_threads,
                        ssdf_error *err);
 void ssdf_engine_destroy(ssdf_engine *e);
 
 const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e);
+const ssdf_model *ssdf_engine_model(const ssdf_engine *e);
 int ssdf_engine_threads(const ssdf_engine *e);
 
 /* Choose the kernel table (the best supported one by default). */
 int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err);
 const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e);
 
-/* One image: input [300][300][3] -> boxes [1917][4], logits [1917][2].
+/* One image: input [H][W][C] -> boxes [A][4], logits [A][classes], with
+ * the model's input size H x W x C and its A anchors.
  * Fails (SSDF_ERR_VALUE) on a non-finite input value. */
 int ssdf_engine_forward(ssdf_engine *e, const float *input, float *boxes, float *logits,
                         ssdf_error *err);
@@ -41,8 +44,8 @@ int ssdf_engine_forward(ssdf_engine *e, const float *input, float *boxes, float 
 int ssdf_engine_profile(ssdf_engine *e, const float *input, float *boxes, float *logits,
                         double *seconds, ssdf_error *err);
 
-/* A batch of n images, inputs [n][300][300][3] -> boxes [n][1917][4],
- * logits [n][1917][2], the same values as n calls of forward. With n >= 2
+/* A batch of n images, inputs [n][H][W][C] -> boxes [n][A][4],
+ * logits [n][A][classes], the same values as n calls of forward. With n >= 2
  * and 2 threads or more, each thread runs whole images in its own "lane"
  * (a set of activation buffers, allocated on the first such call and kept
  * until the engine is destroyed: see ssdf_engine_arena_bytes), taking the
@@ -58,20 +61,20 @@ int ssdf_engine_forward_batch(ssdf_engine *e, const float *inputs, int n, float 
  * channels bytes apart (a crop of a larger image is a pointer into it with
  * the larger image's stride). The source is resized with the detect resize
  * (resize.h, normalised) into columns [x0, x1) and rows [y0, y1) of the
- * 300 x 300 input, 0 <= x0 < x1 <= 300, 0 <= y0 < y1 <= 300; the rest of
+ * W x H network input, 0 <= x0 < x1 <= W, 0 <= y0 < y1 <= H; the rest of
  * the input is 0.0 (mid-grey). Boxes come back in pixels of a box_width x
  * box_height frame laid over the whole network input and clipped to it:
- * 0 (or 300) for both gives network-input pixels; the image's own size, for
+ * 0 (or W and H) gives network-input pixels; the image's own size, for
  * a whole-image view, gives the boxes detect gives. With `flip` the built
- * input is mirrored left-right (the rectangle too: columns [300 - x1,
- * 300 - x0)) and the boxes are those found in the mirrored input: a flipped
+ * input is mirrored left-right (the rectangle too: columns [W - x1,
+ * W - x0)) and the boxes are those found in the mirrored input: a flipped
  * view is test-time augmentation, the caller unmirrors its boxes. */
 typedef struct {
     const unsigned char *pixels;
     int height, width, channels;
     ptrdiff_t row_stride;
     int x0, y0, x1, y1;
-    float box_width, box_height; /* 0: 300 */
+    float box_width, box_height; /* 0: the network input's W and H */
     int flip;                    /* 0 or 1 */
 } ssdf_view;
 
@@ -96,10 +99,10 @@ int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, i
                        float iou_threshold, int max_faces, ssdf_face *faces, int *n_faces,
                        ssdf_error *err);
 
-/* Packed data of graph tensor i, validated (i < the graph's tensor count). */
+/* Packed data of model tensor i, validated (i < the model's tensor count). */
 const float *ssdf_engine_tensor(const ssdf_engine *e, int i);
 
-/* Anchors (yc, xc, h, w) x 1917. */
+/* The model's anchors (yc, xc, h, w) x num_anchors. */
 const float *ssdf_engine_anchors(const ssdf_engine *e);
 
 /* Bytes of activation and scratch memory the engine allocated (the lanes

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "kernels/kernels.h"
+#include "kernels/layout.h"
 
 /* The GEMM view of a weight tensor: K rows (reduction) by N columns (output
  * channels), and the strides of B[k][n] in the source array. */

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "graph.h"
+#include "model.h"
 
 /* Number of source elements (product of the spec's shape). */
 size_t ssdf_source_floats(const ssdf_tensor_spec *t);

@@ -3,42 +3,12 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Scales s_0..s_6 for the six grids, MODEL.md "Anchors". */
-static double anchor_scale(int i) { return i >= 6 ? 1.0 : 0.2 + (0.95 - 0.2) * i / 5.0; }
-
-void ssdf_anchors(const ssdf_graph *g, float *anchors) {
-    static const double ratios[5] = {1.0, 2.0, 0.5, 3.0, 0.3333};
-    int n = 0;
-    for (int i = 0; i < SSDF_NUM_FEATURE_MAPS; i++) {
-        const int grid = g->grid[i];
-        double scale[6], ratio[6];
-        int per_cell;
-        if (i == 0) {
-            scale[0] = 0.1, ratio[0] = 1.0;
-            scale[1] = anchor_scale(0), ratio[1] = 2.0;
-            scale[2] = anchor_scale(0), ratio[2] = 0.5;
-            per_cell = 3;
-        } else {
-            for (int r = 0; r < 5; r++) scale[r] = anchor_scale(i), ratio[r] = ratios[r];
-            scale[5] = sqrt(anchor_scale(i) * anchor_scale(i + 1)), ratio[5] = 1.0;
-            per_cell = 6;
-        }
-        for (int y = 0; y < grid; y++)
-            for (int x = 0; x < grid; x++)
-                for (int a = 0; a < per_cell; a++, n++) {
-                    anchors[4 * n + 0] = (float)((y + 0.5) / grid);
-                    anchors[4 * n + 1] = (float)((x + 0.5) / grid);
-                    anchors[4 * n + 2] = (float)(scale[a] / sqrt(ratio[a]));
-                    anchors[4 * n + 3] = (float)(scale[a] * sqrt(ratio[a]));
-                }
-    }
-}
-
-void ssdf_decode_box(const float enc[4], const float anchor[4], float box[4]) {
-    const float yc = enc[0] / 10.0f * anchor[2] + anchor[0];
-    const float xc = enc[1] / 10.0f * anchor[3] + anchor[1];
-    const float h = expf(enc[2] / 5.0f) * anchor[2];
-    const float w = expf(enc[3] / 5.0f) * anchor[3];
+void ssdf_decode_box(const float scales[4], const float enc[4], const float anchor[4],
+                     float box[4]) {
+    const float yc = enc[0] / scales[0] * anchor[2] + anchor[0];
+    const float xc = enc[1] / scales[1] * anchor[3] + anchor[1];
+    const float h = expf(enc[2] / scales[2]) * anchor[2];
+    const float w = expf(enc[3] / scales[3]) * anchor[3];
     box[0] = yc - 0.5f * h;
     box[1] = xc - 0.5f * w;
     box[2] = yc + 0.5f * h;
@@ -76,19 +46,20 @@ static int all_finite4(const float *v) {
 static float clip(float v, float hi) { return v < 0.0f ? 0.0f : (v > hi ? hi : v); }
 
 /* The scratch: the kept boxes (normalised), then the candidates. */
-size_t ssdf_postprocess_scratch_bytes(void) {
-    return sizeof(float[4]) * SSDF_NUM_ANCHORS + sizeof(candidate) * SSDF_NUM_ANCHORS;
+size_t ssdf_postprocess_scratch_bytes(const ssdf_model *m) {
+    return (sizeof(float[4]) + sizeof(candidate)) * (size_t)m->num_anchors;
 }
 
-int ssdf_postprocess(const float *boxes, const float *logits, const float *anchors,
+int ssdf_postprocess(const ssdf_model *m, const float *boxes, const float *logits, const float *anchors,
                      float score_threshold, float iou_threshold, int max_faces, float width,
                      float height, ssdf_face *faces, void *scratch) {
     float(*kept)[4] = scratch;
-    candidate *cand = (candidate *)((char *)scratch + sizeof(float[4]) * SSDF_NUM_ANCHORS);
+    candidate *cand = (candidate *)((char *)scratch + sizeof(float[4]) * (size_t)m->num_anchors);
+    const size_t nc = (size_t)m->num_classes, bs = (size_t)m->box_size;
     int n_cand = 0, n_kept = 0;
 
-    for (int i = 0; i < SSDF_NUM_ANCHORS; i++) {
-        const float score = 1.0f / (1.0f + expf(-logits[2 * i + 1]));
+    for (int i = 0; i < m->num_anchors; i++) {
+        const float score = 1.0f / (1.0f + expf(-logits[nc * i + m->score_class]));
         if (score >= score_threshold) cand[n_cand++] = (candidate){score, i};
     }
     qsort(cand, (size_t)n_cand, sizeof *cand, by_score_desc);
@@ -96,8 +67,8 @@ int ssdf_postprocess(const float *boxes, const float *logits, const float *ancho
     for (int c = 0; c < n_cand && n_kept < max_faces; c++) {
         float box[4];
         int suppressed = 0;
-        const float *enc = boxes + 4 * cand[c].anchor;
-        ssdf_decode_box(enc, anchors + 4 * cand[c].anchor, box);
+        const float *enc = boxes + bs * cand[c].anchor;
+        ssdf_decode_box(m->box_scales, enc, anchors + 4 * cand[c].anchor, box);
         /* A non-finite encoding, or one whose exp overflows, is no box. */
         if (!(all_finite4(enc) && all_finite4(box))) continue;
         for (int k = 0; k < n_kept && !suppressed; k++) suppressed = iou(box, kept[k]) > iou_threshold;

@@ -316,7 +316,7 @@ void ssdf_resize_rows(const ssdf_resize_plan *plan, const ssdf_kernel_table *k, 
         } else {
             int first, count;
             const float *w = axis_get(&plan->fy, oy, wy, &first, &count);
-            k->resize_rows(plan->src + (ptrdiff_t)first * plan->row_stride, plan->row_stride, w,
+            k->u8_f32_resize_rows(plan->src + (ptrdiff_t)first * plan->row_stride, plan->row_stride, w,
                            count, (size_t)plan->channels * plan->width, row);
             horizontal_row(plan, row, wx, out);
         }

@@ -39,7 +39,7 @@
  *   floats, about 2 n + 3 m. The horizontal table is kept up to the image's
  *   size in bytes (its weights serve every row), the vertical one only up to
  *   SSDF_RESIZE_TABLE_FLOATS (each output row uses its weights once). Past
- *   that, as for a very long axis shrunk to 300, each output index computes
+ *   that, as for a very long axis shrunk to a network input, each output index computes
  *   its weights when it needs them, into its thread's scratch: both give the
  *   same weights.
  *
@@ -55,7 +55,7 @@
 #include "kernels/kernels.h"
 
 /* Weight tables up to this many floats (1 MiB) are always kept: any axis up
- * to about 130,000 pixels resized to 300. */
+ * to about 130,000 pixels resized to a network input of a few hundred. */
 #define SSDF_RESIZE_TABLE_FLOATS ((size_t)1 << 18)
 
 typedef struct {

@@ -25,11 +25,9 @@ cdef extern from "common.h":
 cdef extern from "checksum.h":
     uint64_t ssdf_xxh64(const void *data, size_t len, uint64_t seed) nogil
 
-cdef extern from "graph.h":
+cdef extern from "model.h":
     enum:
         SSDF_MAX_TENSORS
-        SSDF_NUM_ANCHORS
-        SSDF_INPUT_SIZE
     ctypedef struct ssdf_tensor_spec:
         char name[88]
         int kind
@@ -37,18 +35,36 @@ cdef extern from "graph.h":
         int shape[4]
     ctypedef struct ssdf_layer:
         int op, stride, relu6, in_h, in_w, in_c, out_h, out_w, out_c
-        int pad_top, pad_left, src, dst, res
-        size_t dst_offset
+        int pad_top, pad_left, src, res, output
+        size_t output_offset
         int weight, bias
-        int fuse_next
-    ctypedef struct ssdf_graph:
+    ctypedef struct ssdf_model:
+        char name[33]
+        int input_h, input_w, input_c
+        int num_anchors, box_size, num_classes, score_class
         ssdf_tensor_spec tensors[160]
         int n_tensors
         ssdf_layer layers[80]
         int n_layers
-    const ssdf_graph *ssdf_graph_get()
+    const ssdf_model *ssdf_model_builtin()
     int ssdf_same_out(int inp, int stride)
     int ssdf_same_pad_before(int inp, int out, int k, int stride)
+
+cdef extern from "fuse.h":
+    ctypedef struct ssdf_binding:
+        int src, dst, res
+        size_t dst_offset
+    ctypedef struct ssdf_step:
+        int first, count
+    ctypedef struct ssdf_plan:
+        ssdf_step steps[80]
+        int n_steps
+        ssdf_binding bind[80]
+        int n_slots
+        size_t slot_floats[8]
+        size_t spill_floats[2]
+    int ssdf_fuse_readers(const ssdf_model *m, int l)
+    int ssdf_plan_build(const ssdf_model *m, int fuse, ssdf_plan *p)
 
 cdef extern from "pack.h":
     size_t ssdf_source_floats(const ssdf_tensor_spec *t)
@@ -68,41 +84,55 @@ cdef extern from "blob.h":
     int SSDF_BLOB_VERSION
     int SSDF_BLOB_HEADER_SIZE
     int ssdf_blob_check_header(const uint8_t *data, size_t avail, uint64_t file_size,
-                               const ssdf_graph *g, ssdf_error *err)
-    size_t ssdf_blob_size(const ssdf_graph *g)
-    void ssdf_blob_write(const ssdf_graph *g, const float *const *sources, uint8_t *out) nogil
+                               const ssdf_model *g, ssdf_error *err)
+    size_t ssdf_blob_size(const ssdf_model *g)
+    void ssdf_blob_write(const ssdf_model *g, const float *const *sources, uint8_t *out) nogil
 
 cdef extern from "kernels/kernels.h":
     ctypedef struct ssdf_conv_params:
         int in_h, in_w, in_c, out_h, out_w, out_c, stride, pad_top, pad_left, relu6
-    ctypedef void (*ssdf_conv_fn)(const ssdf_conv_params *p, const float *inp, const float *w,
+    ctypedef void (*ssdf_f32_conv_fn)(const ssdf_conv_params *p, const float *inp, const float *w,
                                   const float *res, float *out, size_t m0, size_t m1, int n0,
                                   int n1, float *scratch) noexcept nogil
+    ctypedef struct ssdf_f32_block:
+        int producer_k
+        ssdf_conv_params producer, dw, project
+        const float *in_ "in"
+        const float *w_producer
+        const float *w_dw
+        const float *w_project
+        const float *res
+        float *out
+    ctypedef void (*ssdf_f32_block_fn)(const ssdf_f32_block *b, int y0, int y1,
+                                   float *scratch) noexcept nogil
+    size_t ssdf_f32_block_scratch_floats(const ssdf_f32_block *b)
     ctypedef struct ssdf_kernel_table:
         const char *name
         int tile_m
-        ssdf_conv_fn conv3x3
-        ssdf_conv_fn dw3x3
-        ssdf_conv_fn conv1x1
-        void *block
+        ssdf_f32_conv_fn f32_conv3x3
+        ssdf_f32_conv_fn f32_dw3x3
+        ssdf_f32_conv_fn f32_conv1x1
+        ssdf_f32_block_fn f32_block
     ctypedef struct ssdf_kernel_choice:
         const char *name
         const ssdf_kernel_table *table
         int supported
-    size_t ssdf_conv_scratch_floats(int in_c)
+    size_t ssdf_f32_conv_scratch_floats(int in_c)
     int ssdf_kernel_choices(ssdf_kernel_choice *out, int max)
     const ssdf_kernel_table *ssdf_kernels_best()
     const ssdf_kernel_table *ssdf_kernels_by_name(const char *name)
 
+cdef extern from "anchors.h":
+    void ssdf_anchors(const ssdf_model *m, float *anchors)
+
 cdef extern from "postprocess.h":
-    void ssdf_anchors(const ssdf_graph *g, float *anchors)
     ctypedef struct ssdf_face:
         float xmin, ymin, xmax, ymax, score
         int anchor
-    int ssdf_postprocess(const float *boxes, const float *logits, const float *anchors,
+    int ssdf_postprocess(const ssdf_model *m, const float *boxes, const float *logits, const float *anchors,
                          float score_threshold, float iou_threshold, int max_faces, float width,
                          float height, ssdf_face *faces, void *scratch) nogil
-    size_t ssdf_postprocess_scratch_bytes()
+    size_t ssdf_postprocess_scratch_bytes(const ssdf_model *m)
 
 cdef extern from "resize.h":
     int ssdf_resize_normalize(const unsigned char *src, int height, int width, int channels,
@@ -112,8 +142,8 @@ cdef extern from "resize.h":
 cdef extern from "engine.h":
     ctypedef struct ssdf_engine:
         pass
-    int ssdf_engine_create(ssdf_engine **out, const uint8_t *blob, size_t size, int num_threads,
-                           ssdf_error *err)
+    int ssdf_engine_create(ssdf_engine **out, const ssdf_model *model, const uint8_t *blob,
+                           size_t size, int num_threads, ssdf_error *err)
     int ssdf_engine_threads(const ssdf_engine *e)
     int ssdf_engine_profile(ssdf_engine *e, const float *inp, float *boxes, float *logits,
                             double *seconds, ssdf_error *err) nogil
@@ -144,8 +174,20 @@ cdef extern from "engine.h":
     size_t ssdf_engine_arena_bytes(const ssdf_engine *e)
 
 
-NUM_ANCHORS = SSDF_NUM_ANCHORS
-INPUT_SIZE = SSDF_INPUT_SIZE
+cdef extern from "fuse.h":
+    ssdf_f32_block ssdf_block_shape(const ssdf_model *m, int first)
+
+
+# The model this build runs (csrc/models/): its sizes are read from its
+# description, never written here.
+cdef const ssdf_model *_model = ssdf_model_builtin()
+cdef int _IN_H = _model.input_h, _IN_W = _model.input_w, _IN_C = _model.input_c
+cdef int _ANCHORS = _model.num_anchors, _BOX = _model.box_size, _CLASSES = _model.num_classes
+
+MODEL_NAME = _model.name.decode()
+NUM_ANCHORS = _ANCHORS
+INPUT_SIZE = _IN_H  # the input is square: INPUT_SIZE x INPUT_SIZE
+INPUT_SHAPE = (_IN_H, _IN_W, _IN_C)
 BLOB_VERSION = SSDF_BLOB_VERSION
 BLOB_HEADER_SIZE = SSDF_BLOB_HEADER_SIZE
 
@@ -198,7 +240,7 @@ def tensor_specs():
     Returns a list of ``(name, kind, shape)``: ``name`` is the ``.npy`` file
     name without extension, ``shape`` the source (TFLite) shape.
     """
-    cdef const ssdf_graph *g = ssdf_graph_get()
+    cdef const ssdf_model *g = _model
     out = []
     for i in range(g.n_tensors):
         t = &g.tensors[i]
@@ -208,26 +250,48 @@ def tensor_specs():
 
 
 def layers():
-    """The layer table as a list of dicts (for tests, profiling and docs)."""
-    cdef const ssdf_graph *g = ssdf_graph_get()
+    """The layer table as a list of dicts (for tests, profiling and docs):
+    with the buffers the engine's plan gives each layer (``src``, ``dst``,
+    ``residual``: fuse.h ssdf_buffer ids) and ``fuse_next``, whether the
+    layer's output feeds the next layer inside a fused block."""
+    cdef const ssdf_model *g = _model
+    cdef ssdf_plan plan
+    ssdf_plan_build(g, 1, &plan)
+    fused = set()
+    for s in range(plan.n_steps):
+        fused.update(range(plan.steps[s].first, plan.steps[s].first + plan.steps[s].count - 1))
     ops = {1: "conv3x3", 2: "depthwise3x3", 3: "conv1x1"}
     out = []
     for i in range(g.n_layers):
         L = &g.layers[i]
+        B = &plan.bind[i]
         out.append(dict(op=ops[L.op], stride=L.stride, relu6=bool(L.relu6),
                         in_shape=(L.in_h, L.in_w, L.in_c), out_shape=(L.out_h, L.out_w, L.out_c),
-                        pad=(L.pad_top, L.pad_left), src=L.src, dst=L.dst, residual=L.res,
-                        dst_offset=L.dst_offset, fuse_next=bool(L.fuse_next),
+                        pad=(L.pad_top, L.pad_left), src=B.src, dst=B.dst, residual=B.res,
+                        dst_offset=B.dst_offset, fuse_next=i in fused,
+                        reads=L.src, adds=L.res, readers=ssdf_fuse_readers(g, i),
                         weight=g.tensors[L.weight].name.decode(),
                         bias=g.tensors[L.bias].name.decode()))
     return out
 
 
+def plan(bint fuse=True):
+    """The engine's plan of the model: ``steps``, a list of (first layer,
+    layer count) with count 3 for a fused block; ``slots``, the floats of
+    each arena slot; ``spill``, the floats of the two spill buffers."""
+    cdef ssdf_plan p
+    if ssdf_plan_build(_model, fuse, &p) != 0:
+        raise ValueError("the model needs more activation buffers than the plan has")
+    return dict(steps=[(p.steps[s].first, p.steps[s].count) for s in range(p.n_steps)],
+                slots=[p.slot_floats[s] for s in range(p.n_slots)],
+                spill=[p.spill_floats[0], p.spill_floats[1]])
+
+
 def anchors():
-    """The network's anchors as (yc, xc, h, w), float32 [1917, 4]."""
-    out = np.empty((SSDF_NUM_ANCHORS, 4), dtype=np.float32)
+    """The network's anchors as (yc, xc, h, w), float32 [NUM_ANCHORS, 4]."""
+    out = np.empty((_ANCHORS, 4), dtype=np.float32)
     cdef float[:, ::1] ov = out
-    ssdf_anchors(ssdf_graph_get(), &ov[0, 0])
+    ssdf_anchors(_model, &ov[0, 0])
     return out
 
 
@@ -244,7 +308,7 @@ def xxh64(data, unsigned long long seed=0):
 
 def blob_size():
     """Size in bytes of a blob of this model (the model fixes it)."""
-    return ssdf_blob_size(ssdf_graph_get())
+    return ssdf_blob_size(_model)
 
 
 def check_blob_header(header, unsigned long long file_size):
@@ -255,7 +319,7 @@ def check_blob_header(header, unsigned long long file_size):
     cdef int rc
     cdef size_t n = view.shape[0]
     cdef const uint8_t *p = &view[0] if n else <const uint8_t *>b""
-    rc = ssdf_blob_check_header(p, n, file_size, ssdf_graph_get(), &err)
+    rc = ssdf_blob_check_header(p, n, file_size, _model, &err)
     if rc:
         raise_error(rc, &err)
 
@@ -263,7 +327,7 @@ def check_blob_header(header, unsigned long long file_size):
 def pack_blob(sources):
     """Pack source tensors (graph order, float32, C-contiguous, exact shapes)
     into a blob. Returns a 64-byte aligned ``uint8`` array."""
-    cdef const ssdf_graph *g = ssdf_graph_get()
+    cdef const ssdf_model *g = _model
     cdef const float **ptrs
     cdef const float[::1] flat
     cdef size_t size
@@ -341,7 +405,7 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
     cdef ssdf_tensor_spec spec
     cdef ssdf_conv_params p
     cdef const ssdf_kernel_table *table = _table_ptr(impl)
-    cdef ssdf_conv_fn fn
+    cdef ssdf_f32_conv_fn fn
     cdef const float[::1] xv, wv, bv, rv
     cdef float[::1] ov, sv
     cdef const float *rp = NULL
@@ -356,7 +420,7 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
     if op == "dw":
         if w.shape[0] != 1 or w.shape[1:] != (3, 3, c):
             raise ValueError(f"depthwise weights must be [1,3,3,{c}], got {w.shape}")
-        cout, k, spec.kind, fn = c, 3, 3, table.dw3x3
+        cout, k, spec.kind, fn = c, 3, 3, table.f32_dw3x3
     else:
         cout, k = w.shape[0], w.shape[1]
         if w.shape[3] != c or w.shape[1] != w.shape[2] or k not in (1, 3):
@@ -364,7 +428,7 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
         if k == 1 and stride != 1:
             raise ValueError("1x1 convolutions have stride 1")
         spec.kind = 4 if k == 1 else 2
-        fn = table.conv1x1 if k == 1 else table.conv3x3
+        fn = table.f32_conv1x1 if k == 1 else table.f32_conv3x3
     if b.shape[0] != cout:
         raise ValueError(f"bias must have {cout} elements, got {b.shape[0]}")
     spec.ndim = 4
@@ -390,7 +454,7 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
             raise ValueError(f"residual must have shape {out.shape}, got {residual.shape}")
         rv = residual.reshape(-1)
         rp = &rv[0]
-    scratch = np.empty(ssdf_conv_scratch_floats(c), dtype=np.float32)
+    scratch = np.empty(ssdf_f32_conv_scratch_floats(c), dtype=np.float32)
     xv = x.reshape(-1)
     wv = packed
     ov = out.reshape(-1)
@@ -424,8 +488,7 @@ def depthwise_conv2d(x, w, b, int stride=1, bint relu6=False, str impl="scalar",
     return _conv("dw", x, w, b, stride, relu6, None, impl, split)
 
 
-def resize_normalize(image, int out_h=SSDF_INPUT_SIZE, int out_w=SSDF_INPUT_SIZE,
-                     str impl=None):
+def resize_normalize(image, out_h=None, out_w=None, str impl=None):
     """uint8 image [H,W] or [H,W,C] (C in 1, 3, 4) -> float32 [out_h,out_w,3]
     normalised network input (see csrc/resize.h for the filter), computed
     with kernel set `impl` (default: the best this CPU runs)."""
@@ -434,17 +497,19 @@ def resize_normalize(image, int out_h=SSDF_INPUT_SIZE, int out_w=SSDF_INPUT_SIZE
     cdef ssdf_error err
     cdef const unsigned char[:, ::1] rows
     cdef float[::1] ov
-    cdef int rc, h, w, c
-    if out_h <= 0 or out_w <= 0:
+    cdef int rc, h, w, c, oh, ow
+    oh = _IN_H if out_h is None else out_h
+    ow = _IN_W if out_w is None else out_w
+    if oh <= 0 or ow <= 0:
         raise ValueError("output size must be positive")
     image = _check_image(image)
     h, w = image.shape[0], image.shape[1]
     c = 1 if image.ndim == 2 else image.shape[2]
     rows = image.reshape(h, -1)
-    out = np.empty((out_h, out_w, 3), dtype=np.float32)
+    out = np.empty((oh, ow, 3), dtype=np.float32)
     ov = out.reshape(-1)
     with nogil:
-        rc = ssdf_resize_normalize(&rows[0, 0], h, w, c, w * c, out_h, out_w, &ov[0], table,
+        rc = ssdf_resize_normalize(&rows[0, 0], h, w, c, w * c, oh, ow, &ov[0], table,
                                    &err)
     if rc:
         raise_error(rc, &err)
@@ -474,22 +539,23 @@ def postprocess(boxes, logits, anchors, float score_threshold, float iou_thresho
     boxes = _check_array(boxes, "boxes", np.float32, 2)
     logits = _check_array(logits, "logits", np.float32, 2)
     anchors = _check_array(anchors, "anchors", np.float32, 2)
-    for arr, name, cols in ((boxes, "boxes", 4), (logits, "logits", 2), (anchors, "anchors", 4)):
-        if arr.shape != (SSDF_NUM_ANCHORS, cols):
-            raise ValueError(f"{name} must have shape ({SSDF_NUM_ANCHORS}, {cols}), got {arr.shape}")
+    for arr, name, cols in ((boxes, "boxes", _BOX), (logits, "logits", _CLASSES),
+                            (anchors, "anchors", 4)):
+        if arr.shape != (_ANCHORS, cols):
+            raise ValueError(f"{name} must have shape ({_ANCHORS}, {cols}), got {arr.shape}")
     if max_faces < 1:
         raise ValueError("max_faces must be >= 1")
     if not (0 < width < float("inf") and 0 < height < float("inf")):
         raise ValueError(f"image size must be finite and positive, got {width} x {height}")
-    max_faces = min(max_faces, SSDF_NUM_ANCHORS)
+    max_faces = min(max_faces, _ANCHORS)
     bv, lv, av = boxes.reshape(-1), logits.reshape(-1), anchors.reshape(-1)
     faces = <ssdf_face *>malloc(sizeof(ssdf_face) * max_faces)
-    scratch = malloc(ssdf_postprocess_scratch_bytes())
+    scratch = malloc(ssdf_postprocess_scratch_bytes(_model))
     try:
         if faces == NULL or scratch == NULL:
             raise MemoryError()
         with nogil:
-            n = ssdf_postprocess(&bv[0], &lv[0], &av[0], score_threshold, iou_threshold,
+            n = ssdf_postprocess(_model, &bv[0], &lv[0], &av[0], score_threshold, iou_threshold,
                                  max_faces, width, height, faces, scratch)
         return _faces_array(faces, n)
     finally:
@@ -537,11 +603,10 @@ def _view_rect(rect, int i):
         raise TypeError(f"view {i}: the destination must be four integers (x0, y0, x1, y1), "
                         f"got {rect!r}")
     x0, y0, x1, y1 = (int(v) for v in rect)
-    if not (0 <= x0 < x1 <= SSDF_INPUT_SIZE and 0 <= y0 < y1 <= SSDF_INPUT_SIZE):
+    if not (0 <= x0 < x1 <= _IN_W and 0 <= y0 < y1 <= _IN_H):
         raise ValueError(f"view {i}: the destination (x0, y0, x1, y1) = {(x0, y0, x1, y1)} must "
-                         f"be a non-empty rectangle inside the {SSDF_INPUT_SIZE}x"
-                         f"{SSDF_INPUT_SIZE} input (0 <= x0 < x1 <= {SSDF_INPUT_SIZE}, "
-                         f"0 <= y0 < y1 <= {SSDF_INPUT_SIZE})")
+                         f"be a non-empty rectangle inside the {_IN_W}x{_IN_H} input "
+                         f"(0 <= x0 < x1 <= {_IN_W}, 0 <= y0 < y1 <= {_IN_H})")
     return x0, y0, x1, y1
 
 
@@ -592,7 +657,7 @@ cdef class Engine:
         view = memoryview(buffer).cast("B")
         if view.shape[0] == 0:
             raise BlobError("the weights blob is empty")
-        rc = ssdf_engine_create(&self._engine, &view[0], view.shape[0], num_threads, &err)
+        rc = ssdf_engine_create(&self._engine, _model, &view[0], view.shape[0], num_threads, &err)
         if rc:
             raise_error(rc, &err)
         # The engine reads weights from the buffer in place: hold an export
@@ -665,7 +730,7 @@ cdef class Engine:
 
     def profile(self, x, int repeats=1):
         """Per-layer wall time in seconds (summed over `repeats` forwards of
-        one image ``x`` [1,300,300,3]), in layer-table order."""
+        one image ``x`` [1, *INPUT_SHAPE]), in layer-table order."""
         cdef const float[::1] xv
         cdef float[::1] bv, lv
         cdef double[::1] tv
@@ -673,11 +738,11 @@ cdef class Engine:
         cdef int rc = 0, i
         cdef ssdf_engine *e
         x = _check_array(x, "x", np.float32, 4)
-        if x.shape != (1, SSDF_INPUT_SIZE, SSDF_INPUT_SIZE, 3):
-            raise ValueError("x must have shape [1, 300, 300, 3]")
+        if x.shape != (1, _IN_H, _IN_W, _IN_C):
+            raise ValueError(f"x must have shape [1, {_IN_H}, {_IN_W}, {_IN_C}]")
         times = np.zeros(len(layers()), dtype=np.float64)
-        boxes = np.empty(SSDF_NUM_ANCHORS * 4, dtype=np.float32)
-        logits = np.empty(SSDF_NUM_ANCHORS * 2, dtype=np.float32)
+        boxes = np.empty(_ANCHORS * _BOX, dtype=np.float32)
+        logits = np.empty(_ANCHORS * _CLASSES, dtype=np.float32)
         xv, bv, lv, tv = x.reshape(-1), boxes, logits, times
         with self._lock:
             e = self._live()
@@ -694,7 +759,7 @@ cdef class Engine:
     def source_tensors(self):
         """Every weight tensor back in its source (TFLite, .npy) layout, as a
         dict name -> float32 array, unpacked from the validated blob."""
-        cdef const ssdf_graph *g = ssdf_graph_get()
+        cdef const ssdf_model *g = _model
         cdef float[::1] ov
         out = {}
         for i in range(g.n_tensors):
@@ -706,25 +771,26 @@ cdef class Engine:
         return out
 
     def anchors(self):
-        """Anchors (yc, xc, h, w), float32 [1917, 4]."""
+        """Anchors (yc, xc, h, w), float32 [NUM_ANCHORS, 4]."""
         cdef const float *a = ssdf_engine_anchors(self._live())
-        return np.asarray(<const float[:SSDF_NUM_ANCHORS * 4]>a).reshape(SSDF_NUM_ANCHORS, 4).copy()
+        return np.asarray(<const float[:_ANCHORS * 4]>a).reshape(_ANCHORS, 4).copy()
 
     def forward(self, x):
-        """float32 [N,300,300,3] -> (float32 [N,1917,4], float32 [N,1917,2])."""
+        """float32 [N, *INPUT_SHAPE] -> (float32 [N, NUM_ANCHORS, 4], float32
+        [N, NUM_ANCHORS, classes])."""
         cdef const float[:, ::1] xv
         cdef float[:, ::1] bv, lv
         cdef ssdf_error err
         cdef int rc = 0, i, n
         cdef ssdf_engine *e
         x = _check_array(x, "x", np.float32, 4)
-        if x.shape[1:] != (SSDF_INPUT_SIZE, SSDF_INPUT_SIZE, 3):
-            raise ValueError(f"x must have shape [N, {SSDF_INPUT_SIZE}, {SSDF_INPUT_SIZE}, 3], "
+        if x.shape[1:] != (_IN_H, _IN_W, _IN_C):
+            raise ValueError(f"x must have shape [N, {_IN_H}, {_IN_W}, {_IN_C}], "
                              f"got {list(x.shape)}")
         n = x.shape[0]
         xv = x.reshape(n, -1)
-        boxes = np.empty((n, SSDF_NUM_ANCHORS, 4), dtype=np.float32)
-        logits = np.empty((n, SSDF_NUM_ANCHORS, 2), dtype=np.float32)
+        boxes = np.empty((n, _ANCHORS, _BOX), dtype=np.float32)
+        logits = np.empty((n, _ANCHORS, _CLASSES), dtype=np.float32)
         bv = boxes.reshape(n, -1)
         lv = logits.reshape(n, -1)
         with self._lock:
@@ -756,7 +822,7 @@ cdef class Engine:
         """Faces in views: each ``(pixels, (x0, y0, x1, y1))`` resizes
         ``pixels`` (uint8 [H,W] or [H,W,C], C in 1, 3, 4; a strided crop of a
         larger array is read in place when its rows' pixels are packed) into
-        columns x0..x1-1 and rows y0..y1-1 of the 300x300 network input, the
+        columns x0..x1-1 and rows y0..y1-1 of the network input, the
         rest of it mid-grey (0.0), then detects. Returns one float64 [k, 6]
         array per view (see postprocess), boxes in network-input pixels, or
         in pixels of a (width, height) frame laid over the whole input when
@@ -778,7 +844,7 @@ cdef class Engine:
             raise ValueError("views is empty")
         if max_faces < 1:
             raise ValueError("max_faces must be >= 1")
-        max_faces = min(max_faces, SSDF_NUM_ANCHORS)
+        max_faces = min(max_faces, _ANCHORS)
         if box_sizes is not None and len(box_sizes) != n:
             raise ValueError(f"box_sizes has {len(box_sizes)} entries for {n} views")
         keep = []
@@ -840,7 +906,7 @@ cdef class Engine:
         image = _check_image(image)
         if max_faces < 1:
             raise ValueError("max_faces must be >= 1")
-        max_faces = min(max_faces, SSDF_NUM_ANCHORS)  # no more boxes exist
+        max_faces = min(max_faces, _ANCHORS)  # no more boxes exist
         h, w = image.shape[0], image.shape[1]
         c = 1 if image.ndim == 2 else image.shape[2]
         rows = image.reshape(h, -1)
@@ -859,3 +925,74 @@ cdef class Engine:
             return _faces_array(faces, n)
         finally:
             free(faces)
+
+
+def _fused_block(str impl, int first, int seed=0):
+    """The fused block starting at layer ``first`` run on random inputs and
+    weights two ways with kernel set ``impl``: by its block kernel, and
+    layer by layer by its conv kernels. Returns (fused, unfused) outputs."""
+    cdef const ssdf_kernel_table *table = _table_ptr(impl)
+    cdef ssdf_f32_block blk
+    cdef const ssdf_layer *L
+    cdef ssdf_f32_conv_fn fn
+    cdef ssdf_conv_params p
+    cdef const float[::1] wv, bv, xv, rv
+    cdef float[::1] pv, ov, sv
+    cdef const float *wp[3]
+    cdef const float *ins[3]
+    cdef float *outs[3]
+    cdef int i
+    if table.f32_block == NULL:
+        raise ValueError(f"kernel set {impl!r} has no fused block kernel")
+    if not (0 <= first and first + 2 < _model.n_layers):
+        raise ValueError(f"no block starts at layer {first}")
+    blk = ssdf_block_shape(_model, first)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for i in range(3):
+        L = &_model.layers[first + i]
+        spec = &_model.tensors[L.weight]
+        shape = tuple(spec.shape[d] for d in range(spec.ndim))
+        fan_in = int(np.prod(shape[1:])) if L.op != 2 else 9
+        w = rng.normal(0, 1.0 / np.sqrt(fan_in), shape).astype(np.float32).reshape(-1)
+        b = rng.normal(0, 0.1, L.out_c).astype(np.float32)
+        packed = np.empty(ssdf_packed_floats(spec), dtype=np.float32)
+        wv, bv, pv = w, b, packed
+        ssdf_pack_tensor(spec, &wv[0], &bv[0], &pv[0])
+        keep.append(packed)
+        wp[i] = &pv[0]
+    x = rng.uniform(-1, 1, (blk.producer.in_h, blk.producer.in_w, blk.producer.in_c))
+    x = x.astype(np.float32)
+    xv = x.reshape(-1)
+    oshape = (blk.project.out_h, blk.project.out_w, blk.project.out_c)
+    res = None
+    if _model.layers[first + 2].res != -1:
+        res = rng.uniform(-1, 1, oshape).astype(np.float32)
+        rv = res.reshape(-1)
+    fused = np.full(oshape, np.nan, dtype=np.float32)
+    ov = fused.reshape(-1)
+    blk.in_, blk.out = &xv[0], &ov[0]
+    blk.w_producer, blk.w_dw, blk.w_project = wp[0], wp[1], wp[2]
+    blk.res = &rv[0] if res is not None else NULL
+    scratch = np.empty(ssdf_f32_block_scratch_floats(&blk), dtype=np.float32)
+    sv = scratch
+    with nogil:
+        table.f32_block(&blk, 0, blk.dw.out_h, &sv[0])
+    mids = [np.full((q.out_h, q.out_w, q.out_c), np.nan, dtype=np.float32)
+            for q in (blk.producer, blk.dw)]
+    unfused = np.full(oshape, np.nan, dtype=np.float32)
+    scratch = np.empty(ssdf_f32_conv_scratch_floats(blk.producer.in_c), dtype=np.float32)
+    sv = scratch
+    ins[0] = &xv[0]
+    for i, arr in enumerate((mids[0], mids[1], unfused)):
+        ov = arr.reshape(-1)
+        outs[i] = &ov[0]
+        if i > 0:
+            ins[i] = outs[i - 1]
+    for i in range(3):
+        L = &_model.layers[first + i]
+        p = blk.producer if i == 0 else (blk.dw if i == 1 else blk.project)
+        fn = (table.f32_conv3x3 if L.op == 1 else table.f32_dw3x3 if L.op == 2 else table.f32_conv1x1)
+        fn(&p, ins[i], wp[i], blk.res if i == 2 else NULL, outs[i], 0,
+           <size_t>p.out_h * p.out_w, 0, p.out_c, &sv[0])
+    return fused, unfused

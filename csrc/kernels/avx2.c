@@ -50,4 +50,4 @@ static inline void vstoren(float *p, VEC a, int n) {
 
 #include "conv_driver.h"
 
-SSDF_DEFINE_KERNEL_TABLE(ssdf_kernels_avx2, "avx2")
+SSDF_DEFINE_KERNEL_TABLE(avx2)

@@ -27,4 +27,4 @@ static inline void vstoren(float *p, VEC a, int n) { _mm512_mask_storeu_ps(p, ta
 
 #include "conv_driver.h"
 
-SSDF_DEFINE_KERNEL_TABLE(ssdf_kernels_avx512, "avx512")
+SSDF_DEFINE_KERNEL_TABLE(avx512)

@@ -15,9 +15,7 @@ static unsigned long long xgetbv0(void) {
     return ((unsigned long long)hi << 32) | lo;
 }
 
-enum { HAS_AVX2_FMA = 1, HAS_AVX512F = 2 };
-
-static int x86_features(void) {
+static int cpu_features(void) {
     unsigned int a, b, c, d;
     int f = 0;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
@@ -26,25 +24,25 @@ static int x86_features(void) {
     const unsigned long long xcr0 = xgetbv0();
     if ((xcr0 & 0x6) != 0x6) return 0; /* XMM and YMM state */
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    if (((b >> 5) & 1) && fma) f |= HAS_AVX2_FMA;
+    if (((b >> 5) & 1) && fma) f |= SSDF_CPU_AVX2_FMA;
     /* AVX-512F plus opmask, ZMM_Hi256 and Hi16_ZMM state */
-    if (((b >> 16) & 1) && (xcr0 & 0xE0) == 0xE0 && (f & HAS_AVX2_FMA)) f |= HAS_AVX512F;
+    if (((b >> 16) & 1) && (xcr0 & 0xE0) == 0xE0 && (f & SSDF_CPU_AVX2_FMA)) f |= SSDF_CPU_AVX512F;
     return f;
 }
+#else
+static int cpu_features(void) { return 0; }
 #endif
 
 int ssdf_kernel_choices(ssdf_kernel_choice *out, int max) {
+    const int f = cpu_features();
     int n = 0;
-#define ADD(NAME, TABLE, OK)                                                                 \
-    if (n < max) out[n] = (ssdf_kernel_choice){NAME, TABLE, OK};                          \
+#define ADD(NAME, FEATURES, FLAGS)                                                          \
+    if (n < max)                                                                            \
+        out[n] = (ssdf_kernel_choice){.name = #NAME,                                        \
+                                      .table = &ssdf_kernels_##NAME,                         \
+                                      .supported = ((FEATURES) & f) == (FEATURES)};          \
     n++;
-    ADD("reference", &ssdf_kernels_reference, 1)
-    ADD("scalar", &ssdf_kernels_scalar, 1)
-#if defined(SSDF_X86_KERNELS)
-    const int f = x86_features();
-    ADD("avx2", &ssdf_kernels_avx2, (f & HAS_AVX2_FMA) != 0)
-    ADD("avx512", &ssdf_kernels_avx512, (f & HAS_AVX512F) != 0)
-#endif
+    SSDF_ISA_LIST(ADD)
 #undef ADD
     return n;
 }

@@ -3,27 +3,24 @@
  * Every operation exists as a plain reference kernel (reference.c: direct
  * loops, double accumulation, obviously correct) and as fast variants built
  * from one driver (conv_driver.h) with a microkernel per instruction set:
- * scalar.c (portable C), avx2.c (AVX2+FMA), avx512.c (AVX-512F). Each
- * variant is compiled with its own flags and picked at run time (dispatch.c),
- * so the extension runs on any CPU of its architecture.
+ * scalar.c (portable C), avx2.c (AVX2+FMA), avx512.c (AVX-512F), listed once
+ * in isa_list.h. Each variant is compiled with its own flags and picked at
+ * run time (dispatch.c), so the extension runs on any CPU of its
+ * architecture.
+ *
+ * Every kernel name carries its data types: f32 (float32 activations and
+ * weights) today; a qs8 set would sit beside it with its own names.
  *
  * Tensors are one image, HWC, float32, channels innermost. Weights use the
- * packed "panel" layout below. Kernels fuse bias, an optional residual add
+ * packed "panel" layout of layout.h. Kernels fuse bias, an optional residual add
  * (1x1 only) and an optional ReLU6, in that order. */
 #ifndef SSDF_KERNELS_H
 #define SSDF_KERNELS_H
 
 #include <stddef.h>
 
-/* Packed weights: output channels in panels of SSDF_PANEL, each panel the
- * panel's biases followed by K rows of SSDF_PANEL weights, zero padded past
- * the last channel. K is in_c for a 1x1 conv, 9 * in_c for a 3x3 conv (row
- * index (ky * 3 + kx) * in_c + ci) and 9 for a depthwise conv (the taps). A
- * panel is a multiple of 64 bytes, so every panel is cache-line aligned. */
-#define SSDF_PANEL 16
-
-static inline size_t ssdf_panel_floats(size_t k) { return SSDF_PANEL * (k + 1); }
-static inline size_t ssdf_panel_count(size_t n) { return (n + SSDF_PANEL - 1) / SSDF_PANEL; }
+#include "layout.h"
+#include "isa_list.h"
 
 typedef struct {
     int in_h, in_w, in_c;
@@ -36,9 +33,9 @@ typedef struct {
 /* One kernel call computes output pixels [m0, m1) (raster order over
  * out_h x out_w) and output channels [n0, n1); n0 is a multiple of
  * SSDF_PANEL, n1 is one or out_c. `res` (1x1 only) may be NULL and has the
- * output's shape. `scratch` holds ssdf_conv_scratch_floats() floats, private
+ * output's shape. `scratch` holds ssdf_f32_conv_scratch_floats() floats, private
  * to the calling thread. `out` must not alias `in` or `res`. */
-typedef void (*ssdf_conv_fn)(const ssdf_conv_params *p, const float *in, const float *w,
+typedef void (*ssdf_f32_conv_fn)(const ssdf_conv_params *p, const float *in, const float *w,
                              const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
                              float *scratch);
 
@@ -52,12 +49,12 @@ typedef struct {
     const float *w_producer, *w_dw, *w_project;
     const float *res; /* added to the project output, or NULL */
     float *out;       /* project output */
-} ssdf_block;
+} ssdf_f32_block;
 
 /* Compute depthwise output rows [y0, y1) of the block and the matching
- * project output rows; `scratch` holds ssdf_block_scratch_floats() floats,
+ * project output rows; `scratch` holds ssdf_f32_block_scratch_floats() floats,
  * private to the calling thread. */
-typedef void (*ssdf_block_fn)(const ssdf_block *b, int y0, int y1, float *scratch);
+typedef void (*ssdf_f32_block_fn)(const ssdf_f32_block *b, int y0, int y1, float *scratch);
 
 #define SSDF_RING_ROWS 4 /* producer rows kept: a 3-row window plus one for stride 2 */
 #define SSDF_DIRECT_MAX_K 64
@@ -69,7 +66,7 @@ static inline size_t ssdf_ring_floats(int width, int channels) {
 /* Depthwise rows per project GEMM: at least 32 pixels, so the GEMM tiles. */
 static inline int ssdf_band_rows(int width) { return (32 + width - 1) / width; }
 
-static inline size_t ssdf_block_scratch_floats(const ssdf_block *b) {
+static inline size_t ssdf_f32_block_scratch_floats(const ssdf_f32_block *b) {
     return ssdf_ring_floats(b->producer.out_w, b->producer.out_c) +
            (size_t)ssdf_band_rows(b->dw.out_w) * b->dw.out_w * b->dw.out_c +
            9 * (size_t)b->producer.in_c;
@@ -78,16 +75,16 @@ static inline size_t ssdf_block_scratch_floats(const ssdf_block *b) {
 typedef struct {
     const char *name;
     int tile_m; /* output pixels per microkernel tile: the unit of work splits */
-    ssdf_conv_fn conv3x3; /* full 3x3 conv, any stride */
-    ssdf_conv_fn dw3x3;   /* depthwise 3x3, any stride */
-    ssdf_conv_fn conv1x1; /* pointwise, stride 1 */
-    ssdf_block_fn block; /* a fused block (fast variants only; NULL: run its layers) */
+    ssdf_f32_conv_fn f32_conv3x3; /* full 3x3 conv, any stride */
+    ssdf_f32_conv_fn f32_dw3x3;   /* depthwise 3x3, any stride */
+    ssdf_f32_conv_fn f32_conv1x1; /* pointwise, stride 1 */
+    ssdf_f32_block_fn f32_block;  /* a fused block (fast variants only; NULL: run its layers) */
     /* out[x] = sum over t < taps of w[t] * first_row[t * stride + x], x < n
      * (uint8 rows `stride` bytes apart): the vertical pass of the image
      * resize. The fast variants sum the taps in blocks of
      * SSDF_RESIZE_BLOCK, then the block sums in order; the reference one in
      * double. */
-    void (*resize_rows)(const unsigned char *first_row, ptrdiff_t stride, const float *w,
+    void (*u8_f32_resize_rows)(const unsigned char *first_row, ptrdiff_t stride, const float *w,
                         int taps, size_t n, float *out);
 } ssdf_kernel_table;
 
@@ -99,20 +96,17 @@ typedef struct {
 #define SSDF_MAX_TILE_M 16
 #define SSDF_IM2COL_FLOATS (96 * 1024)
 
-static inline size_t ssdf_conv_scratch_floats(int in_c) {
+static inline size_t ssdf_f32_conv_scratch_floats(int in_c) {
     const size_t tile = (size_t)SSDF_MAX_TILE_M * 9 * (size_t)in_c;
     return tile > SSDF_IM2COL_FLOATS ? tile : SSDF_IM2COL_FLOATS;
 }
 
-extern const ssdf_kernel_table ssdf_kernels_reference;
-extern const ssdf_kernel_table ssdf_kernels_scalar;
-#if defined(SSDF_X86_KERNELS)
-extern const ssdf_kernel_table ssdf_kernels_avx2;
-extern const ssdf_kernel_table ssdf_kernels_avx512;
-#endif
+/* One table per variant of isa_list.h: ssdf_kernels_<name>. */
+#define SSDF_DECLARE_KERNEL_TABLE(name, features, flags) extern const ssdf_kernel_table ssdf_kernels_##name;
+SSDF_ISA_LIST(SSDF_DECLARE_KERNEL_TABLE)
+#undef SSDF_DECLARE_KERNEL_TABLE
 
-/* Runtime dispatch (dispatch.c). Kernel sets by name: "reference", "scalar",
- * "avx2", "avx512". */
+/* Runtime dispatch (dispatch.c). Kernel sets by name: those of isa_list.h. */
 typedef struct {
     const char *name;
     const ssdf_kernel_table *table;

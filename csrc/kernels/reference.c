@@ -26,7 +26,7 @@ static double at(const ssdf_conv_params *p, const float *in, int iy, int ix, int
     return in[((size_t)iy * p->in_w + ix) * p->in_c + c];
 }
 
-static void ref_conv3x3(const ssdf_conv_params *p, const float *in, const float *w,
+static void ref_f32_conv3x3(const ssdf_conv_params *p, const float *in, const float *w,
                         const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
                         float *scratch) {
     const size_t K = 9 * (size_t)p->in_c;
@@ -46,7 +46,7 @@ static void ref_conv3x3(const ssdf_conv_params *p, const float *in, const float 
     }
 }
 
-static void ref_dw3x3(const ssdf_conv_params *p, const float *in, const float *w,
+static void ref_f32_dw3x3(const ssdf_conv_params *p, const float *in, const float *w,
                       const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
                       float *scratch) {
     (void)res, (void)scratch;
@@ -64,7 +64,7 @@ static void ref_dw3x3(const ssdf_conv_params *p, const float *in, const float *w
     }
 }
 
-static void ref_conv1x1(const ssdf_conv_params *p, const float *in, const float *w,
+static void ref_f32_conv1x1(const ssdf_conv_params *p, const float *in, const float *w,
                         const float *res, float *out, size_t m0, size_t m1, int n0, int n1,
                         float *scratch) {
     const size_t K = (size_t)p->in_c;
@@ -78,7 +78,7 @@ static void ref_conv1x1(const ssdf_conv_params *p, const float *in, const float 
         }
 }
 
-static void ref_resize_rows(const unsigned char *first_row, ptrdiff_t stride, const float *w,
+static void ref_u8_f32_resize_rows(const unsigned char *first_row, ptrdiff_t stride, const float *w,
                             int taps, size_t n, float *out) {
     for (size_t x = 0; x < n; x++) {
         double acc = 0.0;
@@ -88,5 +88,10 @@ static void ref_resize_rows(const unsigned char *first_row, ptrdiff_t stride, co
 }
 
 /* No fused kernel: the engine runs fused blocks layer by layer. */
-const ssdf_kernel_table ssdf_kernels_reference = {"reference", 1, ref_conv3x3, ref_dw3x3,
-                                                  ref_conv1x1, NULL, ref_resize_rows};
+const ssdf_kernel_table ssdf_kernels_reference = {.name = "reference",
+                                                  .tile_m = 1,
+                                                  .f32_conv3x3 = ref_f32_conv3x3,
+                                                  .f32_dw3x3 = ref_f32_dw3x3,
+                                                  .f32_conv1x1 = ref_f32_conv1x1,
+                                                  .f32_block = NULL,
+                                                  .u8_f32_resize_rows = ref_u8_f32_resize_rows};

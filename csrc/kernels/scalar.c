@@ -41,4 +41,4 @@ static inline void vstoren(float *p, VEC a, int n) { memcpy(p, &a, sizeof(float)
 
 #include "conv_driver.h"
 
-SSDF_DEFINE_KERNEL_TABLE(ssdf_kernels_scalar, "scalar")
+SSDF_DEFINE_KERNEL_TABLE(scalar)

@@ -1,5 +1,11 @@
-#include "graph.h"
+/* SSD MobileNetV2 face (docs: MODEL.md): the only file that knows this
+ * network. It builds the model description (model.h): the flat layer table
+ * from the MobileNetV2 block configuration, the weight tensors' names and
+ * shapes, the 300x300 input, the 1917 anchors' specification and the box
+ * coder. */
+#include "model.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,21 +23,17 @@ static const struct { int expand, out, stride; } BLOCKS[17] = {
 /* SSD extra layers 2..5: 1x1 reduction width, then 3x3 stride-2 output. */
 static const struct { int mid, out; } EXTRAS[4] = {{256, 512}, {128, 256}, {128, 256}, {64, 128}};
 
-int ssdf_same_out(int in, int stride) { return (in + stride - 1) / stride; }
-
-int ssdf_same_pad_before(int in, int out, int k, int stride) {
-    int total = (out - 1) * stride + k - in;
-    return total > 0 ? total / 2 : 0;
-}
+#define INPUT_SIZE 300
+#define NUM_GRIDS 6
 
 typedef struct {
-    ssdf_graph *g;
+    ssdf_model *g;
     int h, w, c;         /* shape of the current activation */
-    int cur;             /* buffer holding it */
+    int cur;             /* the value holding it (model.h: a layer index, or the input) */
     int anchor_offset;   /* anchors emitted so far by the heads */
 } builder;
 
-static int add_tensor(ssdf_graph *g, const char *name, int kind, int ndim, int d0, int d1, int d2,
+static int add_tensor(ssdf_model *g, const char *name, int kind, int ndim, int d0, int d1, int d2,
                       int d3) {
     ssdf_tensor_spec *t = &g->tensors[g->n_tensors];
     snprintf(t->name, sizeof t->name, "%s", name);
@@ -44,19 +46,12 @@ static int add_tensor(ssdf_graph *g, const char *name, int kind, int ndim, int d
     return g->n_tensors++;
 }
 
-/* The lowest-numbered slot not in use by `a` or `b`. */
-static int free_slot(int a, int b) {
-    for (int s = 0; s < SSDF_NUM_SLOTS; s++)
-        if (s != a && s != b) return s;
-    return -1; /* unreachable with three slots and two busy ones */
-}
-
-/* Append a layer reading the current activation. `weights`/`bias` are tensor
- * names; the layer's output becomes the current activation unless it writes
- * to an output array. */
-static ssdf_layer *add_layer(builder *b, int op, int out_c, int stride, int relu6, int dst,
+/* Append a layer reading the current activation (and adding `res`, a value,
+ * when not SSDF_VALUE_NONE). `weights`/`bias` are tensor names; the layer's
+ * output becomes the current activation unless it goes to a model output. */
+static ssdf_layer *add_layer(builder *b, int op, int out_c, int stride, int relu6, int output,
                              int res, const char *weights, const char *bias) {
-    ssdf_graph *g = b->g;
+    ssdf_model *g = b->g;
     ssdf_layer *L = &g->layers[g->n_layers++];
     int k = op == SSDF_OP_CONV1X1 ? 1 : 3;
     memset(L, 0, sizeof *L);
@@ -72,7 +67,7 @@ static ssdf_layer *add_layer(builder *b, int op, int out_c, int stride, int relu
     L->pad_top = ssdf_same_pad_before(L->in_h, L->out_h, k, stride);
     L->pad_left = ssdf_same_pad_before(L->in_w, L->out_w, k, stride);
     L->src = b->cur;
-    L->dst = dst;
+    L->output = output;
     L->res = res;
     switch (op) {
     case SSDF_OP_CONV3X3:
@@ -86,47 +81,70 @@ static ssdf_layer *add_layer(builder *b, int op, int out_c, int stride, int relu
         break;
     }
     L->bias = add_tensor(g, bias, SSDF_KIND_BIAS, 1, out_c, 0, 0, 0);
-    if (dst == SSDF_BUF_SPILL0 || dst == SSDF_BUF_SPILL1 ||
-        (dst >= SSDF_BUF_SLOT0 && dst < SSDF_BUF_SLOT0 + SSDF_NUM_SLOTS)) {
-        size_t n = (size_t)L->out_h * L->out_w * L->out_c;
-        size_t *cap = dst >= SSDF_BUF_SPILL0 ? &g->spill_floats[dst - SSDF_BUF_SPILL0]
-                                             : &g->slot_floats[dst];
-        if (n > *cap) *cap = n;
+    if (output == SSDF_OUTPUT_NONE) {
         b->h = L->out_h;
         b->w = L->out_w;
         b->c = out_c;
-        b->cur = dst;
+        b->cur = g->n_layers - 1;
     }
     return L;
 }
 
 /* Box and class heads of feature map `i`: two linear 1x1 convs that write
  * their NHWC output straight into the concatenated output arrays. */
-static void add_heads(builder *b, int i, int anchors) {
+/* Scales s_0..s_6 of the six grids, MODEL.md "Anchors". */
+static double anchor_scale(int i) { return i >= NUM_GRIDS ? 1.0 : 0.2 + (0.95 - 0.2) * i / 5.0; }
+
+/* Grid i's anchors: 3 per cell on grid 0, (0.1, 1.0), (s_0, 2.0) and
+ * (s_0, 0.5); 6 on the others, (s_i, r) for the five ratios, then
+ * (sqrt(s_i * s_{i+1}), 1.0). */
+static int set_grid(ssdf_anchor_grid *a, int i, int size) {
+    static const double ratios[5] = {1.0, 2.0, 0.5, 3.0, 0.3333};
+    a->size = size;
+    if (i == 0) {
+        a->scale[0] = 0.1, a->ratio[0] = 1.0;
+        a->scale[1] = anchor_scale(0), a->ratio[1] = 2.0;
+        a->scale[2] = anchor_scale(0), a->ratio[2] = 0.5;
+        a->per_cell = 3;
+    } else {
+        for (int r = 0; r < 5; r++) a->scale[r] = anchor_scale(i), a->ratio[r] = ratios[r];
+        a->scale[5] = sqrt(anchor_scale(i) * anchor_scale(i + 1)), a->ratio[5] = 1.0;
+        a->per_cell = 6;
+    }
+    return a->per_cell;
+}
+
+static void add_heads(builder *b, int i) {
     char wname[SSDF_TENSOR_NAME_MAX], bname[SSDF_TENSOR_NAME_MAX];
     ssdf_layer *L;
-    b->g->grid[i] = b->h;
-    b->g->anchors_per_cell[i] = anchors;
+    const int anchors = set_grid(&b->g->grids[i], i, b->h);
+    b->g->n_grids = i + 1;
     snprintf(wname, sizeof wname, "BoxPredictor_%d_BoxEncodingPredictor_weights", i);
     snprintf(bname, sizeof bname, "BoxPredictor_%d_BoxEncodingPredictor_Conv2D_bias", i);
-    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 4, 1, 0, SSDF_BUF_BOXES, SSDF_BUF_NONE, wname, bname);
-    L->dst_offset = (size_t)b->anchor_offset * 4;
+    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 4, 1, 0, SSDF_OUTPUT_BOXES, SSDF_VALUE_NONE, wname, bname);
+    L->output_offset = (size_t)b->anchor_offset * 4;
     snprintf(wname, sizeof wname, "BoxPredictor_%d_ClassPredictor_weights", i);
     snprintf(bname, sizeof bname, "BoxPredictor_%d_ClassPredictor_Conv2D_bias", i);
-    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 2, 1, 0, SSDF_BUF_CLASSES, SSDF_BUF_NONE, wname, bname);
-    L->dst_offset = (size_t)b->anchor_offset * 2;
+    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 2, 1, 0, SSDF_OUTPUT_CLASSES, SSDF_VALUE_NONE, wname, bname);
+    L->output_offset = (size_t)b->anchor_offset * 2;
     b->anchor_offset += b->h * b->w * anchors;
 }
 
-static void build(ssdf_graph *g) {
-    builder b = {g, SSDF_INPUT_SIZE, SSDF_INPUT_SIZE, 3, SSDF_BUF_INPUT, 0};
+static void build(ssdf_model *g) {
+    builder b = {g, INPUT_SIZE, INPUT_SIZE, 3, SSDF_VALUE_INPUT, 0};
     char w[SSDF_TENSOR_NAME_MAX], bias[SSDF_TENSOR_NAME_MAX], blk[48];
     memset(g, 0, sizeof *g);
+    snprintf(g->name, sizeof g->name, "ssd_mobilenetv2_face");
+    g->input_h = g->input_w = INPUT_SIZE;
+    g->input_c = 3;
+    g->box_size = 4;
+    g->num_classes = 2; /* background, face */
+    g->score_class = 1;
+    g->box_scales[0] = g->box_scales[1] = 10.0f;
+    g->box_scales[2] = g->box_scales[3] = 5.0f;
 
-    /* The stem (first conv) is block 0's producer: the three run fused. */
-    add_layer(&b, SSDF_OP_CONV3X3, 32, 2, 1, SSDF_BUF_SPILL0, SSDF_BUF_NONE,
-              PREFIX "Conv_weights", PREFIX "Conv_Conv2D_bias")
-        ->fuse_next = 1;
+    add_layer(&b, SSDF_OP_CONV3X3, 32, 2, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE,
+              PREFIX "Conv_weights", PREFIX "Conv_Conv2D_bias");
 
     for (int n = 0; n < 17; n++) {
         int x = b.cur; /* block input, kept for the residual */
@@ -135,63 +153,45 @@ static void build(ssdf_graph *g) {
             snprintf(blk, sizeof blk, PREFIX "expanded_conv");
         else
             snprintf(blk, sizeof blk, PREFIX "expanded_conv_%d", n);
-        /* Blocks run fused (producer -> depthwise -> project) when their
-         * expansion is large, but not block 13, whose expansion is feature
-         * map 0 and must be kept. */
-        const size_t expanded = (size_t)b.h * b.w * (BLOCKS[n].expand ? BLOCKS[n].expand : b.c);
-        const int fused = n != 13 && expanded * sizeof(float) > SSDF_FUSE_MIN_BYTES;
         if (BLOCKS[n].expand) {
             snprintf(w, sizeof w, "%s_expand_weights", blk);
             snprintf(bias, sizeof bias, "%s_expand_Conv2D_bias", blk);
-            add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].expand, 1, 1,
-                      fused ? SSDF_BUF_SPILL0 : free_slot(x, -1), SSDF_BUF_NONE, w, bias)
-                ->fuse_next = fused;
-            if (n == 13) add_heads(&b, 0, 3);
+            add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].expand, 1, 1, SSDF_OUTPUT_NONE,
+                      SSDF_VALUE_NONE, w, bias);
+            if (n == 13) add_heads(&b, 0); /* its expansion is feature map 0 */
         }
         snprintf(w, sizeof w, "%s_depthwise_depthwise_weights", blk);
         snprintf(bias, sizeof bias, "%s_depthwise_depthwise_bias", blk);
-        add_layer(&b, SSDF_OP_DW3X3, b.c, BLOCKS[n].stride, 1,
-                  fused ? SSDF_BUF_SPILL1 : free_slot(x, b.cur), SSDF_BUF_NONE, w, bias)
-            ->fuse_next = fused;
+        add_layer(&b, SSDF_OP_DW3X3, b.c, BLOCKS[n].stride, 1, SSDF_OUTPUT_NONE,
+                  SSDF_VALUE_NONE, w, bias);
         snprintf(w, sizeof w, "%s_project_weights", blk);
         snprintf(bias, sizeof bias, "%s_project_Conv2D_bias", blk);
-        add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].out, 1, 0, free_slot(x, b.cur),
-                  residual ? x : SSDF_BUF_NONE, w, bias);
+        add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].out, 1, 0, SSDF_OUTPUT_NONE,
+                  residual ? x : SSDF_VALUE_NONE, w, bias);
     }
 
-    add_layer(&b, SSDF_OP_CONV1X1, 1280, 1, 1, free_slot(b.cur, -1), SSDF_BUF_NONE,
+    add_layer(&b, SSDF_OP_CONV1X1, 1280, 1, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE,
               PREFIX "Conv_1_weights", PREFIX "Conv_1_Conv2D_bias");
-    add_heads(&b, 1, 6);
+    add_heads(&b, 1);
 
     for (int k = 2; k <= 5; k++) {
         int mid = EXTRAS[k - 2].mid, out = EXTRAS[k - 2].out;
         snprintf(w, sizeof w, PREFIX "layer_19_1_Conv2d_%d_1x1_%d_weights", k, mid);
         snprintf(bias, sizeof bias, PREFIX "layer_19_1_Conv2d_%d_1x1_%d_Conv2D_bias", k, mid);
-        add_layer(&b, SSDF_OP_CONV1X1, mid, 1, 1, free_slot(b.cur, -1), SSDF_BUF_NONE, w, bias);
+        add_layer(&b, SSDF_OP_CONV1X1, mid, 1, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE, w, bias);
         snprintf(w, sizeof w, PREFIX "layer_19_2_Conv2d_%d_3x3_s2_%d_weights", k, out);
         snprintf(bias, sizeof bias, PREFIX "layer_19_2_Conv2d_%d_3x3_s2_%d_Conv2D_bias", k, out);
-        add_layer(&b, SSDF_OP_CONV3X3, out, 2, 1, free_slot(b.cur, -1), SSDF_BUF_NONE, w, bias);
-        add_heads(&b, k, 6);
+        add_layer(&b, SSDF_OP_CONV3X3, out, 2, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE, w, bias);
+        add_heads(&b, k);
     }
+    g->num_anchors = b.anchor_offset; /* 1917 */
 }
 
-static ssdf_graph the_graph;
-static pthread_once_t the_graph_once = PTHREAD_ONCE_INIT;
-static void build_once(void) { build(&the_graph); }
+static ssdf_model the_model;
+static pthread_once_t the_model_once = PTHREAD_ONCE_INIT;
+static void build_once(void) { build(&the_model); }
 
-const ssdf_graph *ssdf_graph_get(void) {
-    pthread_once(&the_graph_once, build_once);
-    return &the_graph;
-}
-
-int ssdf_graph_find_tensor(const ssdf_graph *g, const char *name) {
-    for (int i = 0; i < g->n_tensors; i++)
-        if (strcmp(g->tensors[i].name, name) == 0) return i;
-    return -1;
-}
-
-int ssdf_graph_bias_of(const ssdf_graph *g, int weight) {
-    for (int l = 0; l < g->n_layers; l++)
-        if (g->layers[l].weight == weight) return g->layers[l].bias;
-    return -1;
+const ssdf_model *ssdf_model_builtin(void) {
+    pthread_once(&the_model_once, build_once);
+    return &the_model;
 }

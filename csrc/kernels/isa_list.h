@@ -1,0 +1,30 @@
+/* Every kernel variant, once: X(name, cpu features, compiler flags), slowest
+ * first. From this list come the kernel table declarations (kernels.h), the
+ * run-time dispatch (dispatch.c), the Python-visible list
+ * (ssdface.available_isas, through _core.kernel_sets) and so the per-variant
+ * tests, and the per-file compiler flags (setup.py reads the flags string of
+ * each entry; the variant's source is csrc/kernels/<name>.c, which ends with
+ * SSDF_DEFINE_KERNEL_TABLE(<name>)). Adding a variant: one line here and its
+ * source file. */
+#ifndef SSDF_ISA_LIST_H
+#define SSDF_ISA_LIST_H
+
+/* CPU features a variant needs (dispatch.c finds which this CPU has). */
+#define SSDF_CPU_AVX2_FMA 1
+#define SSDF_CPU_AVX512F 2
+
+#define SSDF_ISA_LIST_PORTABLE(X) \
+    X(reference, 0, "")           \
+    X(scalar, 0, "")
+
+#if defined(SSDF_X86_KERNELS)
+#define SSDF_ISA_LIST_X86(X)                                      \
+    X(avx2, SSDF_CPU_AVX2_FMA, "-mavx2 -mfma")                    \
+    X(avx512, SSDF_CPU_AVX2_FMA | SSDF_CPU_AVX512F, "-mavx512f -mavx2 -mfma")
+#else
+#define SSDF_ISA_LIST_X86(X)
+#endif
+
+#define SSDF_ISA_LIST(X) SSDF_ISA_LIST_PORTABLE(X) SSDF_ISA_LIST_X86(X)
+
+#endif
