@@ -36,6 +36,8 @@
 #
 # Environment: SSDFACE_SHARED (default ../shared), PYTHON (default python),
 # SSDFACE_SANITIZE_ISAS (default: every variant but reference),
+# SSDFACE_SANITIZE_REFERENCE=0 (skip the tests parametrized on the plain
+# `reference` kernels; default: in the first variant's run),
 # SSDFACE_SANITIZE_JOBS (variants run at once; default 2 if the machine has
 # 2+ cores: the suite is mostly single-threaded and takes ~3 CPU-minutes
 # per variant under ASan), SSDFACE_SANITIZE_KEEP=1 keeps the temp dir.
@@ -159,7 +161,7 @@ run_variant() {
     local rc=0
     { time (cd "$SRC" && sanitized "$isa" env CI=true SSDFACE_SHARED="$SHARED" \
         SSDFACE_ISA="$isa" SSDFACE_SANITIZED_TREE="$SRC" \
-        SSDFACE_SANITIZE_REFERENCE=$([ "$isa" = "${ISAS%% *}" ] && echo 1 || echo 0) \
+        SSDFACE_SANITIZE_REFERENCE=${SSDFACE_SANITIZE_REFERENCE:-$([ "$isa" = "${ISAS%% *}" ] && echo 1 || echo 0)} \
         SSDFACE_SANITIZE_SPLIT=$([ "$(echo $ISAS | wc -w)" -gt 1 ] && echo 1 || echo 0) \
         PYTHONPATH="$CI_DIR${PYTHONPATH:+:$PYTHONPATH}" \
         XDG_CACHE_HOME="$WORK/$isa/cache" OPENBLAS_NUM_THREADS=1 \

@@ -63,18 +63,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _other_variant(item: pytest.Item, isa: str, variants: set[str]) -> bool:
     """With several variant runs ($SSDFACE_SANITIZE_SPLIT=1): whether the
     test is parametrized on a kernel variant (``isa`` or ``impl``) other
-    than this run's. Each variant's own run sanitizes its kernels;
-    ``reference`` runs where $SSDFACE_SANITIZE_REFERENCE is 1 (one run),
-    since its plain loops are slow under ASan. With one run, every
-    parametrized variant runs in it."""
+    than this run's. Each variant's own run sanitizes its kernels. With
+    one run, every parametrized variant runs in it. ``reference`` runs only
+    where $SSDFACE_SANITIZE_REFERENCE is 1 (by default the first run): its
+    plain loops are slow under ASan."""
     params = getattr(item, "callspec", None)
-    if params is None or os.environ.get("SSDFACE_SANITIZE_SPLIT") != "1":
+    if params is None:
         return False
+    split = os.environ.get("SSDFACE_SANITIZE_SPLIT") == "1"
     for name in ("isa", "impl"):
         value = params.params.get(name)
-        if isinstance(value, str) and value in variants and value != isa:
-            if value == "reference" and os.environ.get("SSDFACE_SANITIZE_REFERENCE") == "1":
-                continue
+        if not isinstance(value, str) or value not in variants or value == isa:
+            continue
+        if value == "reference":
+            if os.environ.get("SSDFACE_SANITIZE_REFERENCE") != "1":
+                return True
+        elif split:
             return True
     return False
 
