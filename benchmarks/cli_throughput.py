@@ -123,7 +123,7 @@ def run_cli(folder: Path, jobs: int, env: dict[str, str]) -> tuple[float, float]
 def profile(paths: list[Path], blob: Path, env: dict[str, str], jobs: int) -> list[tuple]:
     """Where the time goes, part by part."""
     import ssdface
-    from ssdface import cli
+    from ssdface.cli import workers as cli_workers
     from ssdface.image import decode
 
     rows = []
@@ -142,7 +142,7 @@ def profile(paths: list[Path], blob: Path, env: dict[str, str], jobs: int) -> li
     rows.append(("Detector build from the blob", f"{statistics.median(builds) * 1e3:.0f} ms"))
 
     detector = ssdface.Detector(blob)
-    job = cli._Job(detector, 0.0, frozenset())
+    job = cli_workers.Job(detector, 0.0, frozenset())
     dec = det = 0.0
     records = []
     for path in paths:
@@ -168,9 +168,9 @@ def profile(paths: list[Path], blob: Path, env: dict[str, str], jobs: int) -> li
     # process is the N-th): forkserver (or spawn), each worker rebuilding the
     # detector; timed to the first task done by each.
     workers = max(1, jobs - 1)
-    ctx = cli._mp_context()
+    ctx = cli_workers._mp_context()
     t0 = time.perf_counter()
-    pool = ctx.Pool(workers, initializer=cli._init_worker,
+    pool = ctx.Pool(workers, initializer=cli_workers._init_worker,
                     initargs=(pickle.dumps(detector), 0.0, frozenset()))
     pool.map(_ping, range(workers), chunksize=1)
     rows.append((f"worker start, {workers} worker(s), {ctx.get_start_method()} (to the first "
