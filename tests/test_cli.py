@@ -219,6 +219,23 @@ def test_options_the_library_lacks_are_refused_by_name(tmp_path, small, blob):
                                            f"({ssdface.__version__}) does not support {option}")
 
 
+def test_view_options_give_the_library_s_faces(tmp_path, small, blob):
+    """--min-face-size (tiles, decoded at the scale they need) and
+    --single-pass give what the library gives with the same settings."""
+    lay_out(tmp_path, small, {"g.jpg": "group", "p.jpg": "portrait"})
+    for options, kwargs in ((["--min-face-size", "40"], {"min_face_size": 40}),
+                            (["--single-pass"], {"padded_pass": False})):
+        proc = run(["detect", "g.jpg", "p.jpg", "--format", "json", "--jobs", "1", *options],
+                   cwd=tmp_path, blob=blob)
+        assert proc.returncode == 0, proc.stderr
+        with ssdface.Detector(blob, **kwargs) as det:
+            want = [[{"box": [round(v, 2) for v in f.box], "score": round(f.score, 5)}
+                     for f in det.detect(tmp_path / name)] for name in ("g.jpg", "p.jpg")]
+        assert [r["faces"] for r in json.loads(proc.stdout)] == want
+    proc = run(["detect", "g.jpg", "--min-face-size", "5"], cwd=tmp_path, blob=blob)
+    assert proc.returncode == 2 and "--min-face-size: must be >= 8 pixels" in proc.stderr
+
+
 # --- Formats -----------------------------------------------------------------------------------
 
 def test_formats_agree(tmp_path, small, blob, expected):
