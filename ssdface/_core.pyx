@@ -382,20 +382,27 @@ def _check_array(x, name, dtype, ndim):
     return np.require(x, requirements=("C", "A"))
 
 
+def _check_pixels(image, str where, str empty):
+    """Raise unless ``image`` is a uint8 [H,W] or [H,W,C] array, C in (1, 3,
+    4), non-empty, with sides the C code can index. ``where`` prefixes the
+    messages; ``empty`` is the message for an empty array."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{where}: expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"{where}: expected dtype uint8, got {image.dtype}")
+    if image.ndim not in (2, 3):
+        raise ValueError(f"{where}: expected [H, W] or [H, W, C], got shape {image.shape}")
+    if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"{where}: expected 1, 3 or 4 channels, got {image.shape[2]}")
+    if image.size == 0:
+        raise ValueError(f"{empty} (shape {image.shape})")
+    if image.shape[0] > 2**30 or image.shape[1] * (image.shape[2] if image.ndim == 3 else 1) > 2**30:
+        raise ValueError(f"{empty.replace('empty', 'too large')} (shape {image.shape})")
+
+
 def _check_image(image):
     """A C-contiguous uint8 [H,W] or [H,W,C] array with C in (1, 3, 4)."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image: expected a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise TypeError(f"image: expected dtype uint8, got {image.dtype}")
-    if image.ndim not in (2, 3):
-        raise ValueError(f"image: expected [H, W] or [H, W, C], got shape {image.shape}")
-    if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
-        raise ValueError(f"image: expected 1, 3 or 4 channels, got {image.shape[2]}")
-    if image.size == 0:
-        raise ValueError(f"image is empty (shape {image.shape})")
-    if image.shape[0] > 2**30 or image.shape[1] * (image.shape[2] if image.ndim == 3 else 1) > 2**30:
-        raise ValueError(f"image is too large (shape {image.shape})")
+    _check_pixels(image, "image", "image is empty")
     return np.ascontiguousarray(image)
 
 
@@ -568,20 +575,9 @@ def _view_pixels(image, int i):
     stride in bytes). A crop of a larger array is used in place when each
     row's pixels are packed (any row stride); otherwise it is copied."""
     where = f"view {i}: pixels"
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"{where}: expected a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise TypeError(f"{where}: expected dtype uint8, got {image.dtype}")
-    if image.ndim not in (2, 3):
-        raise ValueError(f"{where}: expected [H, W] or [H, W, C], got shape {image.shape}")
-    if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
-        raise ValueError(f"{where}: expected 1, 3 or 4 channels, got {image.shape[2]}")
-    if image.size == 0:
-        raise ValueError(f"{where}: image is empty (shape {image.shape})")
+    _check_pixels(image, where, f"{where}: image is empty")
     h, w = image.shape[0], image.shape[1]
     c = 1 if image.ndim == 2 else image.shape[2]
-    if h > 2**30 or w * c > 2**30:
-        raise ValueError(f"{where}: image is too large (shape {image.shape})")
     st = image.strides
     packed = (w == 1 or st[1] == c) and (image.ndim == 2 or c == 1 or st[2] == 1)
     row_stride = st[0] if h > 1 else w * c
