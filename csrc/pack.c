@@ -84,3 +84,41 @@ int ssdf_packed_bias_equals(const ssdf_tensor_spec *t, const float *packed, cons
             return 0;
     return 1;
 }
+
+size_t ssdf_qu8_gemm_bytes(size_t n, size_t k) {
+    return ssdf_panel_count(n) * ssdf_qu8_panel_bytes(SSDF_PANEL * ssdf_qu8_k4(k));
+}
+
+size_t ssdf_qu8_dw_bytes(size_t n) {
+    return ssdf_panel_count(n) * ssdf_qu8_panel_bytes(9 * SSDF_PANEL);
+}
+
+/* Bias and scale of channel n into its panel's header. */
+static void qu8_header(uint8_t *panel, size_t j, int32_t bias, float scale) {
+    memcpy(panel + 4 * j, &bias, 4);
+    memcpy(panel + 4 * (SSDF_PANEL + j), &scale, 4);
+}
+
+void ssdf_pack_qu8_gemm(const int8_t *w, const int32_t *bias, const float *scale, size_t n,
+                        size_t k, uint8_t *dst) {
+    const size_t pb = ssdf_qu8_panel_bytes(SSDF_PANEL * ssdf_qu8_k4(k));
+    memset(dst, 0, ssdf_qu8_gemm_bytes(n, k));
+    for (size_t c = 0; c < n; c++) {
+        uint8_t *panel = dst + (c / SSDF_PANEL) * pb;
+        const size_t j = c % SSDF_PANEL;
+        qu8_header(panel, j, bias[c], scale[c]);
+        for (size_t i = 0; i < k; i++) panel[ssdf_qu8_gemm_at(i, j)] = (uint8_t)w[c * k + i];
+    }
+}
+
+void ssdf_pack_qu8_dw(const int8_t *w, const int32_t *bias, const float *scale, size_t n,
+                      uint8_t *dst) {
+    const size_t pb = ssdf_qu8_panel_bytes(9 * SSDF_PANEL);
+    memset(dst, 0, ssdf_qu8_dw_bytes(n));
+    for (size_t c = 0; c < n; c++) {
+        uint8_t *panel = dst + (c / SSDF_PANEL) * pb;
+        const size_t j = c % SSDF_PANEL;
+        qu8_header(panel, j, bias[c], scale[c]);
+        for (size_t t = 0; t < 9; t++) panel[ssdf_qu8_dw_at(t, j)] = (uint8_t)w[t * n + c];
+    }
+}

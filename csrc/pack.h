@@ -5,6 +5,7 @@
 #define SSDF_PACK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model.h"
 
@@ -27,5 +28,16 @@ void ssdf_unpack_tensor(const ssdf_tensor_spec *t, const float *packed, float *s
 /* Whether the bias folded into a packed weight tensor holds exactly the bits
  * of `bias` (its layer's bias tensor, source layout). */
 int ssdf_packed_bias_equals(const ssdf_tensor_spec *t, const float *packed, const float *bias);
+
+/* Quantized (qu8) packing, kernels/layout.h. A GEMM tensor (1x1 or 3x3
+ * conv) from int8 weights [N][K] (OHWI flattened: k = (ky*3+kx)*C + c), a
+ * depthwise one from [9][N]; with each channel's int32 bias (zero point
+ * folded in) and float32 output scale. */
+size_t ssdf_qu8_gemm_bytes(size_t n, size_t k);
+size_t ssdf_qu8_dw_bytes(size_t n);
+void ssdf_pack_qu8_gemm(const int8_t *w, const int32_t *bias, const float *scale, size_t n,
+                        size_t k, uint8_t *dst);
+void ssdf_pack_qu8_dw(const int8_t *w, const int32_t *bias, const float *scale, size_t n,
+                      uint8_t *dst);
 
 #endif

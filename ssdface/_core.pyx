@@ -119,6 +119,11 @@ cdef extern from "kernels/kernels.h":
         int supported
     size_t ssdf_f32_conv_scratch_floats(int in_c)
     int ssdf_kernel_choices(ssdf_kernel_choice *out, int max)
+    int SSDF_MAX_KERNEL_SETS
+    ctypedef enum ssdf_dtype:
+        SSDF_DTYPE_F32
+        SSDF_DTYPE_QU8
+    int ssdf_kernels_have(const ssdf_kernel_table *t, ssdf_dtype dtype)
     const ssdf_kernel_table *ssdf_kernels_best()
     const ssdf_kernel_table *ssdf_kernels_by_name(const char *name)
 
@@ -209,13 +214,21 @@ cdef raise_error(int code, ssdf_error *err):
     raise ValueError(msg)
 
 
-def kernel_sets(bint supported_only=True):
-    """Kernel set names, reference first and best last: those this CPU can run
-    (default), or every set this build contains."""
-    cdef ssdf_kernel_choice choices[8]
-    cdef int n = ssdf_kernel_choices(choices, 8)
-    return [choices[i].name.decode() for i in range(min(n, 8))
-            if choices[i].supported or not supported_only]
+_DTYPES = {"f32": SSDF_DTYPE_F32, "qu8": SSDF_DTYPE_QU8}
+
+
+def kernel_sets(bint supported_only=True, str dtype="f32"):
+    """Names of the kernel sets with kernels of `dtype` ("f32" or "qu8"),
+    reference first and best last: those this CPU can run (default), or every
+    set this build contains."""
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown kernel data type {dtype!r}; expected one of {sorted(_DTYPES)}")
+    cdef ssdf_kernel_choice choices[16]
+    cdef int n = min(ssdf_kernel_choices(choices, 16), 16)
+    cdef ssdf_dtype dt = _DTYPES[dtype]
+    return [choices[i].name.decode() for i in range(n)
+            if (choices[i].supported or not supported_only)
+            and ssdf_kernels_have(choices[i].table, dt)]
 
 
 def best_kernel_set():
@@ -223,14 +236,18 @@ def best_kernel_set():
     return ssdf_kernels_best().name.decode()
 
 
-cdef const ssdf_kernel_table *_table_ptr(str name) except NULL:
+cdef const ssdf_kernel_table *_table_ptr(str name, str dtype="f32") except NULL:
     cdef bytes key = name.encode()
     cdef const ssdf_kernel_table *t = ssdf_kernels_by_name(key)
+    if t != NULL and not ssdf_kernels_have(t, _DTYPES[dtype]):
+        raise ValueError(f"kernel set {name!r} has no {dtype} kernels; the sets with them: "
+                         f"{kernel_sets(dtype=dtype)}")
     if t == NULL:
-        if name in kernel_sets(False):
+        if name in kernel_sets(False, dtype):
             raise ValueError(f"kernel set {name!r} needs instructions this CPU lacks; "
-                             f"this CPU runs {kernel_sets()}")
-        raise ValueError(f"unknown kernel set {name!r}; this build has {kernel_sets(False)}")
+                             f"this CPU runs {kernel_sets(dtype=dtype)}")
+        raise ValueError(f"unknown kernel set {name!r}; this build has "
+                         f"{kernel_sets(False, dtype)}")
     return t
 
 

@@ -50,4 +50,49 @@ static inline void vstoren(float *p, VEC a, int n) {
 
 #include "conv_driver.h"
 
-SSDF_DEFINE_KERNEL_TABLE(avx2)
+/* qu8: without VNNI, the int8 products go through vpmaddwd on bytes widened
+ * to int16 (exact; vpmaddubsw would saturate). A 4-byte group of A is
+ * widened once and multiplies 4 ymm of weights (4 channels x 4 bytes each),
+ * whose int32 lanes hold half sums (bytes 0-1 and 2-3 of a channel); the
+ * halves are added when the tile is stored. */
+#include "qu8_avx2_ops.h"
+
+typedef struct {
+    __m256i s[4];
+} QACC;
+typedef __m256i QA;
+typedef struct {
+    __m256i w[4];
+} QB;
+
+static inline QACC qacc_init(const int32_t *bias) {
+    QACC a; /* bias in the first half-sum lane of each channel, 0 in the second */
+    for (int i = 0; i < 4; i++)
+        a.s[i] = _mm256_cvtepu32_epi64(_mm_loadu_si128((const __m128i *)(bias + 4 * i)));
+    return a;
+}
+static inline QA qa_load(const uint8_t *p) {
+    int32_t x;
+    memcpy(&x, p, 4);
+    return _mm256_cvtepu8_epi16(_mm_set1_epi32(x));
+}
+static inline QB qb_load(const uint8_t *p) {
+    QB b;
+    for (int i = 0; i < 4; i++) b.w[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 16 * i)));
+    return b;
+}
+static inline QACC qacc_dot(QACC acc, QA a, QB b) {
+    for (int i = 0; i < 4; i++) acc.s[i] = _mm256_add_epi32(acc.s[i], _mm256_madd_epi16(b.w[i], a));
+    return acc;
+}
+static inline QI qacc_sum(QACC a) {
+    return (QI){_mm256_permute4x64_epi64(_mm256_hadd_epi32(a.s[0], a.s[1]), 0xD8),
+                _mm256_permute4x64_epi64(_mm256_hadd_epi32(a.s[2], a.s[3]), 0xD8)};
+}
+
+#define QTILE_M 2
+#define QTILE_P 1
+
+#include "qu8_driver.h"
+
+SSDF_DEFINE_KERNEL_TABLE(avx2, SSDF_F32_TABLE_FIELDS, SSDF_QU8_TABLE_FIELDS)

@@ -27,4 +27,6 @@ static inline void vstoren(float *p, VEC a, int n) { _mm512_mask_storeu_ps(p, ta
 
 #include "conv_driver.h"
 
-SSDF_DEFINE_KERNEL_TABLE(avx512)
+/* No qu8 kernels: a CPU with AVX-512 but without VNNI runs them with avx2's
+ * (avx512vnni.c has the AVX-512 ones). */
+SSDF_DEFINE_KERNEL_TABLE(avx512, SSDF_F32_TABLE_FIELDS)

@@ -27,6 +27,12 @@ static int cpu_features(void) {
     if (((b >> 5) & 1) && fma) f |= SSDF_CPU_AVX2_FMA;
     /* AVX-512F plus opmask, ZMM_Hi256 and Hi16_ZMM state */
     if (((b >> 16) & 1) && (xcr0 & 0xE0) == 0xE0 && (f & SSDF_CPU_AVX2_FMA)) f |= SSDF_CPU_AVX512F;
+    /* AVX512BW (EBX 30), AVX512VL (EBX 31), AVX512_VNNI (ECX 11) */
+    if ((f & SSDF_CPU_AVX512F) && ((b >> 30) & 1) && ((b >> 31) & 1) && ((c >> 11) & 1))
+        f |= SSDF_CPU_AVX512VNNI;
+    /* AVX-VNNI: CPUID.(7,1):EAX bit 4 */
+    if ((f & SSDF_CPU_AVX2_FMA) && __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1))
+        f |= SSDF_CPU_AVXVNNI;
     return f;
 }
 #else
@@ -47,19 +53,25 @@ int ssdf_kernel_choices(ssdf_kernel_choice *out, int max) {
     return n;
 }
 
-const ssdf_kernel_table *ssdf_kernels_best(void) {
-    ssdf_kernel_choice c[8];
+int ssdf_kernels_have(const ssdf_kernel_table *t, ssdf_dtype dtype) {
+    return dtype == SSDF_DTYPE_QU8 ? t->qu8_conv1x1 != NULL : t->f32_conv1x1 != NULL;
+}
+
+const ssdf_kernel_table *ssdf_kernels_best_for(ssdf_dtype dtype) {
+    ssdf_kernel_choice c[SSDF_MAX_KERNEL_SETS];
     const ssdf_kernel_table *best = &ssdf_kernels_scalar;
-    int n = ssdf_kernel_choices(c, 8);
-    for (int i = 1; i < n && i < 8; i++)
-        if (c[i].supported) best = c[i].table;
+    int n = ssdf_kernel_choices(c, SSDF_MAX_KERNEL_SETS);
+    for (int i = 1; i < n && i < SSDF_MAX_KERNEL_SETS; i++)
+        if (c[i].supported && ssdf_kernels_have(c[i].table, dtype)) best = c[i].table;
     return best;
 }
 
+const ssdf_kernel_table *ssdf_kernels_best(void) { return ssdf_kernels_best_for(SSDF_DTYPE_F32); }
+
 const ssdf_kernel_table *ssdf_kernels_by_name(const char *name) {
-    ssdf_kernel_choice c[8];
-    int n = ssdf_kernel_choices(c, 8);
-    for (int i = 0; i < n && i < 8; i++)
+    ssdf_kernel_choice c[SSDF_MAX_KERNEL_SETS];
+    int n = ssdf_kernel_choices(c, SSDF_MAX_KERNEL_SETS);
+    for (int i = 0; i < n && i < SSDF_MAX_KERNEL_SETS; i++)
         if (strcmp(c[i].name, name) == 0) return c[i].supported ? c[i].table : NULL;
     return NULL;
 }

@@ -1,7 +1,6 @@
 /* The second half of the fast kernels (included by conv_driver.h, never on
  * its own): the depthwise 3x3 conv, the fused block built on it and the 1x1
- * GEMM, the resize's vertical pass, and the macro naming a variant's table
- * (kernels.h, designated initializers). */
+ * GEMM, the resize's vertical pass, and the f32 fields of a variant's table. */
 
 /* One depthwise output pixel (16 channels, or `cols` when !FULL) with every
  * bounds check: used at the image borders. */
@@ -199,11 +198,8 @@ static void u8_f32_resize_rows(const unsigned char *first_row, ptrdiff_t stride,
     }
 }
 
-#define SSDF_DEFINE_KERNEL_TABLE(NAME)                                                       \
-    const ssdf_kernel_table ssdf_kernels_##NAME = {.name = #NAME,                            \
-                                                   .tile_m = TILE_M,                         \
-                                                   .f32_conv3x3 = f32_conv3x3,               \
-                                                   .f32_dw3x3 = f32_dw3x3,                   \
-                                                   .f32_conv1x1 = f32_conv1x1,               \
-                                                   .f32_block = f32_block,                   \
-                                                   .u8_f32_resize_rows = u8_f32_resize_rows};
+/* The f32 fields of a variant's table (see SSDF_DEFINE_KERNEL_TABLE). */
+#define SSDF_F32_TABLE_FIELDS                                                    \
+    .tile_m = TILE_M, .f32_conv3x3 = f32_conv3x3, .f32_dw3x3 = f32_dw3x3,        \
+    .f32_conv1x1 = f32_conv1x1, .f32_block = f32_block,                          \
+    .u8_f32_resize_rows = u8_f32_resize_rows

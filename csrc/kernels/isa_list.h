@@ -1,10 +1,12 @@
 /* Every kernel variant, once: X(name, cpu features, compiler flags), slowest
- * first. From this list come the kernel table declarations (kernels.h), the
+ * first. A variant provides the f32 kernels, the qu8 ones or both (its
+ * table's fields; NULL where it has none): each data type runs the best
+ * variant that has it. From this list come the kernel table declarations (kernels.h), the
  * run-time dispatch (dispatch.c), the Python-visible list
  * (ssdface.available_isas, through _core.kernel_sets) and so the per-variant
  * tests, and the per-file compiler flags (setup.py reads the flags string of
  * each entry; the variant's source is csrc/kernels/<name>.c, which ends with
- * SSDF_DEFINE_KERNEL_TABLE(<name>)). Adding a variant: one line here and its
+ * SSDF_DEFINE_KERNEL_TABLE(<name>, <field lists>)). Adding a variant: one line here and its
  * source file. */
 #ifndef SSDF_ISA_LIST_H
 #define SSDF_ISA_LIST_H
@@ -12,6 +14,8 @@
 /* CPU features a variant needs (dispatch.c finds which this CPU has). */
 #define SSDF_CPU_AVX2_FMA 1
 #define SSDF_CPU_AVX512F 2
+#define SSDF_CPU_AVXVNNI 4    /* AVX-VNNI (VEX vpdpbusd) */
+#define SSDF_CPU_AVX512VNNI 8 /* AVX-512 F, BW, VL and VNNI (with AVX2 and FMA) */
 
 #define SSDF_ISA_LIST_PORTABLE(X) \
     X(reference, 0, "")           \
@@ -20,7 +24,9 @@
 #if defined(SSDF_X86_KERNELS)
 #define SSDF_ISA_LIST_X86(X)                                      \
     X(avx2, SSDF_CPU_AVX2_FMA, "-mavx2 -mfma")                    \
-    X(avx512, SSDF_CPU_AVX2_FMA | SSDF_CPU_AVX512F, "-mavx512f -mavx2 -mfma")
+    X(avx512, SSDF_CPU_AVX2_FMA | SSDF_CPU_AVX512F, "-mavx512f -mavx2 -mfma")                 \
+    X(avxvnni, SSDF_CPU_AVX2_FMA | SSDF_CPU_AVXVNNI, "-mavxvnni -mavx2 -mfma")                 \
+    X(avx512vnni, SSDF_CPU_AVX512VNNI, "-mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx2 -mfma")
 #else
 #define SSDF_ISA_LIST_X86(X)
 #endif

@@ -72,6 +72,8 @@ static inline size_t ssdf_f32_block_scratch_floats(const ssdf_f32_block *b) {
            9 * (size_t)b->producer.in_c;
 }
 
+#include "kernels_qu8.h"
+
 typedef struct {
     const char *name;
     int tile_m; /* output pixels per microkernel tile: the unit of work splits */
@@ -79,6 +81,12 @@ typedef struct {
     ssdf_f32_conv_fn f32_dw3x3;   /* depthwise 3x3, any stride */
     ssdf_f32_conv_fn f32_conv1x1; /* pointwise, stride 1 */
     ssdf_f32_block_fn f32_block;  /* a fused block (fast variants only; NULL: run its layers) */
+    /* The quantized kernels (kernels_qu8.h); NULL in a variant without them
+     * (and the f32 ones NULL in a variant with only quantized kernels). */
+    int qu8_tile_m; /* output pixels per quantized GEMM tile */
+    ssdf_qu8_conv_fn qu8_conv3x3;
+    ssdf_qu8_conv_fn qu8_dw3x3;
+    ssdf_qu8_conv_fn qu8_conv1x1;
     /* out[x] = sum over t < taps of w[t] * first_row[t * stride + x], x < n
      * (uint8 rows `stride` bytes apart): the vertical pass of the image
      * resize. The fast variants sum the taps in blocks of
@@ -101,6 +109,12 @@ static inline size_t ssdf_f32_conv_scratch_floats(int in_c) {
     return tile > SSDF_IM2COL_FLOATS ? tile : SSDF_IM2COL_FLOATS;
 }
 
+/* A variant's table, from the field lists its drivers define
+ * (SSDF_F32_TABLE_FIELDS, SSDF_QU8_TABLE_FIELDS):
+ * SSDF_DEFINE_KERNEL_TABLE(avx2, SSDF_F32_TABLE_FIELDS, SSDF_QU8_TABLE_FIELDS) */
+#define SSDF_DEFINE_KERNEL_TABLE(NAME, ...) \
+    const ssdf_kernel_table ssdf_kernels_##NAME = {.name = #NAME, __VA_ARGS__};
+
 /* One table per variant of isa_list.h: ssdf_kernels_<name>. */
 #define SSDF_DECLARE_KERNEL_TABLE(name, features, flags) extern const ssdf_kernel_table ssdf_kernels_##name;
 SSDF_ISA_LIST(SSDF_DECLARE_KERNEL_TABLE)
@@ -113,10 +127,19 @@ typedef struct {
     int supported; /* this CPU and OS can run it */
 } ssdf_kernel_choice;
 
+#define SSDF_MAX_KERNEL_SETS 16
+
+/* The data types kernels run in. */
+typedef enum { SSDF_DTYPE_F32 = 0, SSDF_DTYPE_QU8 = 1 } ssdf_dtype;
+
 /* Every kernel set this build has, reference first, best last. */
 int ssdf_kernel_choices(ssdf_kernel_choice *out, int max);
 
-/* The fastest supported set. */
+/* Whether a set has the kernels of this data type. */
+int ssdf_kernels_have(const ssdf_kernel_table *t, ssdf_dtype dtype);
+
+/* The fastest supported set with kernels of this data type, and with f32. */
+const ssdf_kernel_table *ssdf_kernels_best_for(ssdf_dtype dtype);
 const ssdf_kernel_table *ssdf_kernels_best(void);
 
 /* The set with this name, or NULL when unknown or unsupported here. */

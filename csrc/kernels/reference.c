@@ -1,6 +1,8 @@
 /* Reference kernels: the definition of each operation, written for clarity
  * rather than speed, with double accumulation. Tests hold every fast variant
  * to these. */
+#include <string.h>
+
 #include "kernels.h"
 
 /* Packed-panel accessors (see kernels.h). */
@@ -87,6 +89,97 @@ static void ref_u8_f32_resize_rows(const unsigned char *first_row, ptrdiff_t str
     }
 }
 
+/* The quantized kernels (kernels_qu8.h): int64 sums of the packed int8
+ * weights, then the shared output stage. */
+static int32_t q_bias_at(const uint8_t *w, size_t panel_bytes, int n) {
+    int32_t b;
+    memcpy(&b, w + (size_t)(n / SSDF_PANEL) * panel_bytes + 4 * (size_t)(n % SSDF_PANEL), 4);
+    return b;
+}
+static float q_scale_at(const uint8_t *w, size_t panel_bytes, int n) {
+    float s;
+    memcpy(&s, w + (size_t)(n / SSDF_PANEL) * panel_bytes + 4 * (SSDF_PANEL + (size_t)(n % SSDF_PANEL)),
+           4);
+    return s;
+}
+static int q_gemm_weight(const uint8_t *w, size_t panel_bytes, size_t k, int n) {
+    return (int8_t)w[(size_t)(n / SSDF_PANEL) * panel_bytes + ssdf_qu8_gemm_at(k, (size_t)(n % SSDF_PANEL))];
+}
+static int q_dw_weight(const uint8_t *w, size_t panel_bytes, size_t t, int n) {
+    return (int8_t)w[(size_t)(n / SSDF_PANEL) * panel_bytes + ssdf_qu8_dw_at(t, (size_t)(n % SSDF_PANEL))];
+}
+
+/* Input byte at (iy, ix, c), in_zero outside the image (the SAME padding). */
+static int q_at(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in, int iy,
+                int ix, int c) {
+    if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) return q->in_zero;
+    return in[((size_t)iy * p->in_w + ix) * p->in_c + c];
+}
+
+/* Output stage of element (m, o) from its exact sum. */
+static void q_store(const ssdf_conv_params *p, const ssdf_qu8_output *q, int64_t acc, float scale,
+                    void *out, size_t m, int o) {
+    const size_t at = m * p->out_c + o;
+    if (q->f32_out) {
+        ((float *)out)[at] = (float)(int32_t)acc * scale;
+        return;
+    }
+    const float f = ssdf_qu8_scaled((int32_t)acc, scale, q, q->res ? q->res[at] : 0);
+    ((uint8_t *)out)[at] = ssdf_qu8_requantize(f, q);
+}
+
+static void ref_qu8_conv3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
+                            const uint8_t *w, void *out, size_t m0, size_t m1, int n0, int n1,
+                            uint8_t *scratch) {
+    const size_t pb = ssdf_qu8_panel_bytes(SSDF_PANEL * ssdf_qu8_k4(9 * (size_t)p->in_c));
+    (void)scratch;
+    for (size_t m = m0; m < m1; m++) {
+        const int oy = (int)(m / p->out_w), ox = (int)(m % p->out_w);
+        for (int o = n0; o < n1; o++) {
+            int64_t acc = q_bias_at(w, pb, o);
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++)
+                    for (int i = 0; i < p->in_c; i++)
+                        acc += (int64_t)q_at(p, q, in, oy * p->stride + ky - p->pad_top,
+                                             ox * p->stride + kx - p->pad_left, i) *
+                               q_gemm_weight(w, pb, (size_t)(ky * 3 + kx) * p->in_c + i, o);
+            q_store(p, q, acc, q_scale_at(w, pb, o), out, m, o);
+        }
+    }
+}
+
+static void ref_qu8_dw3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
+                          const uint8_t *w, void *out, size_t m0, size_t m1, int n0, int n1,
+                          uint8_t *scratch) {
+    const size_t pb = ssdf_qu8_panel_bytes(9 * SSDF_PANEL);
+    (void)scratch;
+    for (size_t m = m0; m < m1; m++) {
+        const int oy = (int)(m / p->out_w), ox = (int)(m % p->out_w);
+        for (int c = n0; c < n1; c++) {
+            int64_t acc = q_bias_at(w, pb, c);
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++)
+                    acc += (int64_t)q_at(p, q, in, oy * p->stride + ky - p->pad_top,
+                                         ox * p->stride + kx - p->pad_left, c) *
+                           q_dw_weight(w, pb, (size_t)(ky * 3 + kx), c);
+            q_store(p, q, acc, q_scale_at(w, pb, c), out, m, c);
+        }
+    }
+}
+
+static void ref_qu8_conv1x1(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
+                            const uint8_t *w, void *out, size_t m0, size_t m1, int n0, int n1,
+                            uint8_t *scratch) {
+    const size_t K = (size_t)p->in_c, pb = ssdf_qu8_panel_bytes(SSDF_PANEL * ssdf_qu8_k4(K));
+    (void)scratch;
+    for (size_t m = m0; m < m1; m++)
+        for (int o = n0; o < n1; o++) {
+            int64_t acc = q_bias_at(w, pb, o);
+            for (size_t k = 0; k < K; k++) acc += (int64_t)in[m * K + k] * q_gemm_weight(w, pb, k, o);
+            q_store(p, q, acc, q_scale_at(w, pb, o), out, m, o);
+        }
+}
+
 /* No fused kernel: the engine runs fused blocks layer by layer. */
 const ssdf_kernel_table ssdf_kernels_reference = {.name = "reference",
                                                   .tile_m = 1,
@@ -94,4 +187,8 @@ const ssdf_kernel_table ssdf_kernels_reference = {.name = "reference",
                                                   .f32_dw3x3 = ref_f32_dw3x3,
                                                   .f32_conv1x1 = ref_f32_conv1x1,
                                                   .f32_block = NULL,
+                                                  .qu8_tile_m = 1,
+                                                  .qu8_conv3x3 = ref_qu8_conv3x3,
+                                                  .qu8_dw3x3 = ref_qu8_dw3x3,
+                                                  .qu8_conv1x1 = ref_qu8_conv1x1,
                                                   .u8_f32_resize_rows = ref_u8_f32_resize_rows};

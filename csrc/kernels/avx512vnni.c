@@ -1,0 +1,59 @@
+/* AVX-512 VNNI variant (compiled with -mavx512f -mavx512bw -mavx512vl
+ * -mavx512vnni; Cascade Lake and later, Zen 4): the qu8 kernels only (the
+ * f32 kernels are avx512's). vpdpbusd multiplies 4 bytes of A (one
+ * broadcast) by the 4 weights of each of 16 channels and adds the sums to
+ * 16 int32 lanes. An 8x32 tile keeps 16 accumulators. */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+
+typedef __m512i QI;
+typedef __m512 QF;
+
+static inline __mmask16 q_mask(int n) { return (__mmask16)((1u << n) - 1u); }
+
+static inline QI qi_load(const int32_t *p) { return _mm512_loadu_si512(p); }
+static inline QI qi_bcast(int x) { return _mm512_set1_epi32(x); }
+static inline QI qi_add(QI a, QI b) { return _mm512_add_epi32(a, b); }
+static inline QI qi_sub(QI a, QI b) { return _mm512_sub_epi32(a, b); }
+static inline QI qi_mul(QI a, QI b) { return _mm512_mullo_epi32(a, b); }
+static inline QI qi_u8(const uint8_t *p, int n) {
+    const __m128i b = n >= 16 ? _mm_loadu_si128((const __m128i *)p) : _mm_maskz_loadu_epi8(q_mask(n), p);
+    return _mm512_cvtepu8_epi32(b);
+}
+static inline QI qi_s8(const int8_t *p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+static inline void qi_store_u8(uint8_t *p, QI v, int n) {
+    _mm512_mask_cvtepi32_storeu_epi8(p, q_mask(n), v);
+}
+static inline QF qf_cvt(QI v) { return _mm512_cvtepi32_ps(v); }
+static inline QF qf_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline QF qf_bcast(float x) { return _mm512_set1_ps(x); }
+static inline QF qf_mul(QF a, QF b) { return _mm512_mul_ps(a, b); }
+static inline QF qf_add(QF a, QF b) { return _mm512_add_ps(a, b); }
+static inline QF qf_max(QF a, QF b) { return _mm512_max_ps(a, b); }
+static inline QF qf_min(QF a, QF b) { return _mm512_min_ps(a, b); }
+static inline QI qf_round(QF v) { return _mm512_cvtps_epi32(v); }
+static inline void qf_store(float *p, QF v, int n) { _mm512_mask_storeu_ps(p, q_mask(n), v); }
+
+typedef __m512i QACC;
+typedef __m512i QA;
+typedef __m512i QB;
+
+static inline QACC qacc_init(const int32_t *bias) { return _mm512_loadu_si512(bias); }
+static inline QA qa_load(const uint8_t *p) {
+    int32_t x;
+    memcpy(&x, p, 4);
+    return _mm512_set1_epi32(x);
+}
+static inline QB qb_load(const uint8_t *p) { return _mm512_loadu_si512(p); }
+static inline QACC qacc_dot(QACC acc, QA a, QB b) { return _mm512_dpbusd_epi32(acc, a, b); }
+static inline QI qacc_sum(QACC a) { return a; }
+
+#define QTILE_M 8
+#define QTILE_P 2
+
+#include "qu8_driver.h"
+
+SSDF_DEFINE_KERNEL_TABLE(avx512vnni, SSDF_QU8_TABLE_FIELDS)

@@ -1,0 +1,278 @@
+/* The quantized (qu8) kernels, written once over an ISA's integer vector
+ * operations (kernels_qu8.h gives the arithmetic; layout.h the packed
+ * weights). An ISA file defines, then includes this file:
+ *
+ *   QI                 16 int32 lanes (16 output channels)
+ *   QF                 16 float32 lanes
+ *   qi_load(p)         16 int32 from p
+ *   qi_bcast(x)        x in every lane
+ *   qi_add(a, b), qi_sub(a, b), qi_mul(a, b)   lane-wise, int32
+ *   qi_u8(p, n)        the first n (1..16) bytes at p, zero-extended; the rest 0
+ *   qi_s8(p)           16 int8 at p, sign-extended
+ *   qi_store_u8(p, v, n)   the low bytes of the first n lanes (values in 0..255)
+ *   qf_cvt(v)          int32 -> float32 (round to nearest even, like (float)x)
+ *   qf_load(p), qf_bcast(x), qf_mul, qf_add, qf_max, qf_min
+ *   qf_round(v)        float32 -> int32, round half to even (like lrintf)
+ *   qf_store(p, v, n)  the first n floats to p
+ *   QACC, QA, QB       a GEMM accumulator of 16 channels for one pixel, one
+ *                      broadcast of 4 input bytes, one 64-byte weight group
+ *   qacc_init(bias), qa_load(p), qb_load(p), qacc_dot(acc, a, b), qacc_sum(acc) -> QI
+ *   QTILE_M, QTILE_P   pixels and 16-channel panels per GEMM tile
+ *
+ * A GEMM row of A is read 4 bytes at a time, so its length must be a
+ * multiple of SSDF_QU8_KGROUP: the 3x3 conv builds such rows (im2col) and
+ * the 1x1 conv copies rows whose channel count is not. */
+
+#include <string.h>
+
+#ifndef FORCE_INLINE
+#define FORCE_INLINE static inline __attribute__((always_inline))
+#endif
+
+/* Panel bytes of a packed qu8 tensor. */
+static inline size_t q_gemm_panel(size_t k4) { return ssdf_qu8_panel_bytes(SSDF_PANEL * k4); }
+static inline size_t q_dw_panel(void) { return ssdf_qu8_panel_bytes(9 * SSDF_PANEL); }
+
+/* The output stage of one pixel's 16 (or n) channels: see kernels_qu8.h. */
+FORCE_INLINE void q_out(QI acc, const uint8_t *panel, const ssdf_qu8_output *q,
+                        const uint8_t *res, void *out, int n) {
+    QF f = qf_mul(qf_cvt(acc), qf_load((const float *)(panel + SSDF_PANEL * 4)));
+    if (q->f32_out) {
+        qf_store((float *)out, f, n);
+        return;
+    }
+    if (res) {
+        const QI r = qi_sub(qi_u8(res, n), qi_bcast(q->res_zero));
+        f = qf_add(f, qf_mul(qf_cvt(r), qf_bcast(q->res_scale)));
+    }
+    f = qf_min(qf_max(f, qf_bcast(q->out_lo)), qf_bcast(q->out_hi));
+    qi_store_u8((uint8_t *)out, qi_add(qf_round(f), qi_bcast(q->out_zero)), n);
+}
+
+/* C[mr x 16*np] = A[mr x K4] * panels (cols valid columns). `c` and `res`
+ * point at the tile's first element; ldc is in elements; esize is 1 (uint8
+ * out) or 4 (float out). */
+FORCE_INLINE void qgemm_tile(const int mr, const int np, size_t k4, const uint8_t *a, size_t lda,
+                             const uint8_t *w, size_t pstride, uint8_t *c, size_t ldc,
+                             size_t esize, const uint8_t *res, const ssdf_qu8_output *q,
+                             int cols) {
+    QACC acc[QTILE_M][QTILE_P];
+#pragma GCC unroll 16
+    for (int j = 0; j < np; j++) {
+        const QACC bias = qacc_init((const int32_t *)(w + j * pstride));
+#pragma GCC unroll 16
+        for (int r = 0; r < mr; r++) acc[r][j] = bias;
+    }
+    const uint8_t *b = w + SSDF_QU8_HEADER_BYTES;
+    for (size_t k = 0; k < k4; k += SSDF_QU8_KGROUP, b += SSDF_PANEL * SSDF_QU8_KGROUP) {
+        QB bk[QTILE_P];
+#pragma GCC unroll 16
+        for (int j = 0; j < np; j++) bk[j] = qb_load(b + j * pstride);
+#pragma GCC unroll 16
+        for (int r = 0; r < mr; r++) {
+            const QA ar = qa_load(a + r * lda + k);
+#pragma GCC unroll 16
+            for (int j = 0; j < np; j++) acc[r][j] = qacc_dot(acc[r][j], ar, bk[j]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 16
+        for (int j = 0; j < np; j++) {
+            const int n = cols - SSDF_PANEL * j;
+            const size_t at = r * ldc + SSDF_PANEL * j;
+            q_out(qacc_sum(acc[r][j]), w + j * pstride, q, res ? res + at : NULL,
+                  c + at * esize, n < SSDF_PANEL ? n : SSDF_PANEL);
+        }
+}
+
+#define QTILE_CASE(MR)                                                                   \
+    case MR:                                                                             \
+        if (np == 1)                                                                     \
+            qgemm_tile(MR, 1, k4, a, lda, w, pstride, c, ldc, esize, res, q, cols);      \
+        else                                                                             \
+            qgemm_tile(MR, QTILE_P, k4, a, lda, w, pstride, c, ldc, esize, res, q, cols); \
+        break;
+
+static void qgemm_tile_any(int mr, int np, size_t k4, const uint8_t *a, size_t lda,
+                           const uint8_t *w, size_t pstride, uint8_t *c, size_t ldc, size_t esize,
+                           const uint8_t *res, const ssdf_qu8_output *q, int cols) {
+    switch (mr) {
+        QTILE_CASE(1)
+#if QTILE_M >= 2
+        QTILE_CASE(2)
+#endif
+#if QTILE_M >= 3
+        QTILE_CASE(3)
+#endif
+#if QTILE_M >= 4
+        QTILE_CASE(4)
+#endif
+#if QTILE_M >= 5
+        QTILE_CASE(5)
+#endif
+#if QTILE_M >= 6
+        QTILE_CASE(6)
+#endif
+#if QTILE_M >= 7
+        QTILE_CASE(7)
+#endif
+#if QTILE_M >= 8
+        QTILE_CASE(8)
+#endif
+#if QTILE_M > 8 || QTILE_M > SSDF_QU8_MAX_TILE_M
+#error "QTILE_M above 8 needs more cases"
+#endif
+    default: break;
+    }
+}
+
+/* Rows [0, M) of the output (pixel m0 of the call at `c`), channels
+ * [n0, n1), columns blocked so a block's panels stay in L2. */
+static void qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const uint8_t *w, uint8_t *c,
+                  size_t ldc, size_t esize, const uint8_t *res, const ssdf_qu8_output *q, int n0,
+                  int n1) {
+    const size_t pstride = q_gemm_panel(k4);
+    const int step = SSDF_PANEL * QTILE_P;
+    int block = (int)((256 * 1024) / pstride) / QTILE_P * step;
+    if (block < step) block = step;
+    for (int nb = n0; nb < n1; nb += block) {
+        const int nb1 = n1 - nb < block ? n1 : nb + block;
+        for (size_t m = 0; m < M; m += QTILE_M) {
+            const int mr = M - m < QTILE_M ? (int)(M - m) : QTILE_M;
+            for (int n = nb; n < nb1; n += step) {
+                const int cols = nb1 - n < step ? nb1 - n : step;
+                const int np = (cols + SSDF_PANEL - 1) / SSDF_PANEL;
+                const size_t at = m * ldc + (size_t)n;
+                qgemm_tile_any(mr, np, k4, a + m * lda, lda,
+                               w + (size_t)(n / SSDF_PANEL) * pstride, pstride, c + at * esize,
+                               ldc, esize, res ? res + at : NULL, q, cols);
+            }
+        }
+    }
+}
+
+static size_t q_esize(const ssdf_qu8_output *q) { return q->f32_out ? sizeof(float) : 1; }
+
+static void qu8_conv1x1(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
+                        const uint8_t *w, void *out, size_t m0, size_t m1, int n0, int n1,
+                        uint8_t *scratch) {
+    const size_t K = (size_t)p->in_c, N = (size_t)p->out_c, k4 = ssdf_qu8_k4(K);
+    const size_t es = q_esize(q);
+    uint8_t *o = (uint8_t *)out + m0 * N * es;
+    const uint8_t *res = q->res ? q->res + m0 * N : NULL;
+    if (k4 == K) {
+        qgemm(m1 - m0, k4, in + m0 * K, K, w, o, N, es, res, q, n0, n1);
+        return;
+    }
+    /* Rows of in_c bytes are not whole groups: copy chunks padded with
+     * zeros (their weights are zero too). */
+    const size_t chunk = SSDF_QU8_IM2COL_BYTES / k4;
+    for (size_t m = m0; m < m1; m += chunk) {
+        const size_t rows = m1 - m < chunk ? m1 - m : chunk;
+        for (size_t r = 0; r < rows; r++) {
+            memcpy(scratch + r * k4, in + (m + r) * K, K);
+            memset(scratch + r * k4 + K, 0, k4 - K);
+        }
+        qgemm(rows, k4, scratch, k4, w, o + (m - m0) * N * es, N, es,
+              res ? res + (m - m0) * N : NULL, q, n0, n1);
+    }
+}
+
+/* The 3x3 window of output pixel (oy, ox) as one GEMM row of k4 bytes:
+ * in_zero where it leaves the image, zeros past 9 * C. */
+static void q_im2col_pixel(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
+                           int oy, int ox, size_t k4, uint8_t *dst) {
+    const size_t C = (size_t)p->in_c;
+    uint8_t *d = dst;
+    for (int ky = 0; ky < 3; ky++) {
+        const int iy = oy * p->stride + ky - p->pad_top;
+        for (int kx = 0; kx < 3; kx++, d += C) {
+            const int ix = ox * p->stride + kx - p->pad_left;
+            if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w)
+                memset(d, q->in_zero, C);
+            else
+                memcpy(d, in + ((size_t)iy * p->in_w + ix) * C, C);
+        }
+    }
+    memset(d, 0, k4 - 9 * C);
+}
+
+static void qu8_conv3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
+                        const uint8_t *w, void *out, size_t m0, size_t m1, int n0, int n1,
+                        uint8_t *scratch) {
+    const size_t N = (size_t)p->out_c, k4 = ssdf_qu8_k4(9 * (size_t)p->in_c);
+    const size_t es = q_esize(q);
+    size_t chunk = SSDF_QU8_IM2COL_BYTES / k4;
+    if (chunk < QTILE_M) chunk = QTILE_M;
+    for (size_t m = m0; m < m1; m += chunk) {
+        const size_t rows = m1 - m < chunk ? m1 - m : chunk;
+        for (size_t r = 0; r < rows; r++)
+            q_im2col_pixel(p, q, in, (int)((m + r) / p->out_w), (int)((m + r) % p->out_w), k4,
+                           scratch + r * k4);
+        qgemm(rows, k4, scratch, k4, w, (uint8_t *)out + m * N * es, N, es,
+              q->res ? q->res + m * N : NULL, q, n0, n1);
+    }
+}
+
+/* Depthwise 3x3 over output columns [ox0, ox1) of one row, channels
+ * [g, g + n) (n <= 16). rows[ky] is an input row or NULL where the window
+ * leaves the image; taps outside read `zero` (in_zero bytes). The nine
+ * weight vectors stay in registers. */
+FORCE_INLINE void q_dw_row(const int full, const ssdf_conv_params *p, const ssdf_qu8_output *q,
+                           const uint8_t *const rows[3], const uint8_t *zero,
+                           const uint8_t *panel, uint8_t *dst_row, int ox0, int ox1, int g,
+                           int n) {
+    const size_t C = (size_t)p->in_c, es = q_esize(q);
+    const int len = full ? SSDF_PANEL : n;
+    QI wt[9];
+    for (int t = 0; t < 9; t++) wt[t] = qi_s8((const int8_t *)(panel + ssdf_qu8_dw_at(t, 0)));
+    const QI bias = qi_load((const int32_t *)panel);
+    for (int ox = ox0; ox < ox1; ox++) {
+        const int ix0 = ox * p->stride - p->pad_left;
+        QI acc = bias;
+#pragma GCC unroll 3
+        for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+            for (int kx = 0; kx < 3; kx++) {
+                const int ix = ix0 + kx;
+                const uint8_t *s = rows[ky] && ix >= 0 && ix < p->in_w
+                                       ? rows[ky] + (size_t)ix * C + g
+                                       : zero + g;
+                acc = qi_add(acc, qi_mul(qi_u8(s, len), wt[3 * ky + kx]));
+            }
+        q_out(acc, panel, q, NULL, dst_row + ((size_t)ox * C + g) * es, len);
+    }
+}
+
+static void qu8_dw3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
+                      const uint8_t *w, void *out, size_t m0, size_t m1, int n0, int n1,
+                      uint8_t *scratch) {
+    const size_t C = (size_t)p->in_c, row_bytes = (size_t)p->in_w * C, es = q_esize(q);
+    uint8_t *zero = scratch; /* C + 64 bytes of in_zero: the taps outside the image */
+    memset(zero, q->in_zero, C + 64);
+    size_t m = m0;
+    while (m < m1) { /* one row segment at a time */
+        const int oy = (int)(m / p->out_w), ox0 = (int)(m % p->out_w);
+        const int ox1 = (size_t)(p->out_w - ox0) < m1 - m ? p->out_w : ox0 + (int)(m1 - m);
+        const uint8_t *rows[3];
+        for (int ky = 0; ky < 3; ky++) {
+            const int iy = oy * p->stride - p->pad_top + ky;
+            rows[ky] = iy >= 0 && iy < p->in_h ? in + (size_t)iy * row_bytes : NULL;
+        }
+        uint8_t *dst_row = (uint8_t *)out + (size_t)oy * p->out_w * C * es;
+        for (int g = n0; g < n1; g += SSDF_PANEL) {
+            const uint8_t *panel = w + (size_t)(g / SSDF_PANEL) * q_dw_panel();
+            if (n1 - g >= SSDF_PANEL)
+                q_dw_row(1, p, q, rows, zero, panel, dst_row, ox0, ox1, g, SSDF_PANEL);
+            else
+                q_dw_row(0, p, q, rows, zero, panel, dst_row, ox0, ox1, g, n1 - g);
+        }
+        m += (size_t)(ox1 - ox0);
+    }
+}
+
+/* The qu8 fields of a variant's table (see SSDF_DEFINE_KERNEL_TABLE). */
+#define SSDF_QU8_TABLE_FIELDS                                                   \
+    .qu8_tile_m = QTILE_M, .qu8_conv3x3 = qu8_conv3x3, .qu8_dw3x3 = qu8_dw3x3, \
+    .qu8_conv1x1 = qu8_conv1x1
