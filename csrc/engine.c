@@ -9,7 +9,7 @@
 #include "anchors.h"
 #include "resize.h"
 
-static float *resolve(int buf, const forward_job *job) {
+float *ssdf_engine_resolve(int buf, const forward_job *job) {
     switch (buf) {
     case SSDF_BUF_INPUT: return (float *)job->input;
     case SSDF_BUF_BOXES: return job->boxes;
@@ -28,9 +28,9 @@ static ssdf_f32_block block_of(const ssdf_engine *e, int first, const forward_jo
     b.w_producer = e->tensors[P[0].weight];
     b.w_dw = e->tensors[P[1].weight];
     b.w_project = e->tensors[P[2].weight];
-    b.in = resolve(e->plan.bind[first].src, job);
-    b.res = resolve(e->plan.bind[first + 2].res, job);
-    b.out = resolve(e->plan.bind[first + 2].dst, job);
+    b.in = ssdf_engine_resolve(e->plan.bind[first].src, job);
+    b.res = ssdf_engine_resolve(e->plan.bind[first + 2].res, job);
+    b.out = ssdf_engine_resolve(e->plan.bind[first + 2].dst, job);
     return b;
 }
 
@@ -62,13 +62,29 @@ static void set_place(buffer_set *b, void *base, const size_t offsets[SET_PARTS]
     b->post = p + offsets[SSDF_MAX_SLOTS + 3];
 }
 
-/* The spill buffers of a set, unless it has them; their bytes are added to
- * *bytes. 0, or -1 when out of memory (what was allocated is kept). */
-static int set_spill(const ssdf_plan *g, buffer_set *b, size_t *bytes) {
-    for (int i = 0; i < 2; i++) {
-        if (b->spill[i] || !g->spill_floats[i]) continue;
-        if (!(b->spill[i] = ssdf_aligned_alloc(g->spill_floats[i] * sizeof(float)))) return -1;
-        *bytes += g->spill_floats[i] * sizeof(float);
+/* Whether the engine runs fused blocks layer by layer (kernels without a
+ * block kernel, and the int8 mode, which has none yet): their intermediates
+ * then go through the spill buffers. */
+static int needs_spill(const ssdf_engine *e) {
+    return e->precision == SSDF_DTYPE_QU8 || !e->kernels->f32_block;
+}
+
+/* The buffers a set needs beyond its slots for the engine's kernels and
+ * precision (spill buffers, the quantized input), unless it has them; their
+ * bytes are added to *bytes. 0, or -1 when out of memory (what was
+ * allocated is kept). */
+static int set_extras(const ssdf_engine *e, buffer_set *b, size_t *bytes) {
+    if (needs_spill(e))
+        for (int i = 0; i < 2; i++) {
+            if (b->spill[i] || !e->plan.spill_floats[i]) continue;
+            if (!(b->spill[i] = ssdf_aligned_alloc(e->plan.spill_floats[i] * sizeof(float))))
+                return -1;
+            *bytes += e->plan.spill_floats[i] * sizeof(float);
+        }
+    if (e->precision == SSDF_DTYPE_QU8 && !b->qinput) {
+        const size_t n = ssdf_round_up(ssdf_model_input_floats(e->model), SSDF_ALIGN);
+        if (!(b->qinput = ssdf_aligned_alloc(n))) return -1;
+        *bytes += n;
     }
     return 0;
 }
@@ -76,9 +92,19 @@ static int set_spill(const ssdf_plan *g, buffer_set *b, size_t *bytes) {
 static void set_free(buffer_set *b) {
     ssdf_aligned_free(b->spill[0]);
     ssdf_aligned_free(b->spill[1]);
+    ssdf_aligned_free(b->qinput);
     ssdf_aligned_free(b->mem);
     b->spill[0] = b->spill[1] = NULL;
+    b->qinput = NULL;
     b->mem = NULL;
+}
+
+/* set_extras on every buffer set. */
+static int all_extras(ssdf_engine *e, ssdf_error *err) {
+    int failed = set_extras(e, &e->main, &e->arena_bytes);
+    for (int t = 0; e->lanes && t < e->nthreads && !failed; t++)
+        failed = set_extras(e, &e->lanes[t], &e->arena_bytes);
+    return failed ? ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory") : SSDF_OK;
 }
 
 static void lanes_free(ssdf_engine *e) {
@@ -100,7 +126,7 @@ int ssdf_engine_ensure_lanes(ssdf_engine *e, ssdf_error *err) {
         if (!(b->mem = ssdf_aligned_alloc(bytes))) goto nomem;
         set_place(b, b->mem, offsets);
         added += bytes;
-        if (!e->kernels->f32_block && set_spill(&e->plan, b, &added)) goto nomem;
+        if (set_extras(e, b, &added)) goto nomem;
     }
     e->arena_bytes += added;
     return SSDF_OK;
@@ -123,6 +149,8 @@ int ssdf_engine_create(ssdf_engine **out, const ssdf_model *model, const uint8_t
     if (!(e = calloc(1, sizeof *e))) return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory");
     e->model = model;
     e->kernels = ssdf_kernels_best();
+    e->qkernels = ssdf_kernels_best_for(SSDF_DTYPE_QU8);
+    e->precision = SSDF_DTYPE_F32;
     e->nthreads = num_threads;
 
     if ((uintptr_t)blob % SSDF_ALIGN != 0) {
@@ -138,7 +166,7 @@ int ssdf_engine_create(ssdf_engine **out, const ssdf_model *model, const uint8_t
         return ssdf_fail(err, SSDF_ERR_VALUE, "model %s needs more than %d activation buffers",
                          model->name, SSDF_MAX_SLOTS);
     }
-    rc = ssdf_blob_open(blob, size, e->model, e->tensors, &e->info, err);
+    rc = ssdf_blob_open(blob, size, e->model, e->tensors, &e->qu8, &e->info, err);
     if (rc) {
         ssdf_engine_destroy(e);
         return rc;
@@ -151,6 +179,9 @@ int ssdf_engine_create(ssdf_engine **out, const ssdf_model *model, const uint8_t
         const ssdf_layer *L = &e->model->layers[l];
         if (L->op == SSDF_OP_CONV3X3 && ssdf_f32_conv_scratch_floats(L->in_c) > scratch_floats)
             scratch_floats = ssdf_f32_conv_scratch_floats(L->in_c);
+        /* the int8 mode's kernels, in bytes */
+        const size_t q = (ssdf_qu8_conv_scratch_bytes(L->in_c) + sizeof(float) - 1) / sizeof(float);
+        if (q > scratch_floats) scratch_floats = q;
     }
     for (int s = 0; s < e->plan.n_steps; s++) {
         if (e->plan.steps[s].count < 3) continue;
@@ -198,18 +229,39 @@ const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e) { return &e->info; 
 const ssdf_model *ssdf_engine_model(const ssdf_engine *e) { return e->model; }
 int ssdf_engine_threads(const ssdf_engine *e) { return e->nthreads; }
 int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err) {
+    if (!ssdf_kernels_have(k, e->precision))
+        return ssdf_fail(err, SSDF_ERR_VALUE, "kernel set %s has no %s kernels", k->name,
+                         e->precision == SSDF_DTYPE_QU8 ? "qu8" : "f32");
+    const ssdf_kernel_table *before = e->kernels;
+    if (e->precision == SSDF_DTYPE_QU8) {
+        e->qkernels = k;
+        return SSDF_OK;
+    }
     /* Kernels that cannot run a block fused run its layers one by one, and
      * need the intermediates materialised: in every buffer set. */
-    if (!k->f32_block) {
-        int failed = set_spill(&e->plan, &e->main, &e->arena_bytes);
-        for (int t = 0; e->lanes && t < e->nthreads && !failed; t++)
-            failed = set_spill(&e->plan, &e->lanes[t], &e->arena_bytes);
-        if (failed) return ssdf_fail(err, SSDF_ERR_NOMEM, "out of memory");
-    }
     e->kernels = k;
-    return SSDF_OK;
+    const int rc = all_extras(e, err);
+    if (rc) e->kernels = before;
+    return rc;
 }
-const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e) { return e->kernels; }
+const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e) {
+    return e->precision == SSDF_DTYPE_QU8 ? e->qkernels : e->kernels;
+}
+
+int ssdf_engine_set_precision(ssdf_engine *e, ssdf_dtype precision, ssdf_error *err) {
+    if (precision == SSDF_DTYPE_QU8 && !e->info.has_qu8)
+        return ssdf_fail(err, SSDF_ERR_VALUE,
+                         "these weights have no int8 (qu8) section: repack them with this "
+                         "version of ssdface (`ssdface pack`) to run precision=\"int8\"");
+    if (precision != SSDF_DTYPE_QU8 && precision != SSDF_DTYPE_F32)
+        return ssdf_fail(err, SSDF_ERR_VALUE, "unknown precision %d", (int)precision);
+    const ssdf_dtype before = e->precision;
+    e->precision = precision;
+    const int rc = all_extras(e, err);
+    if (rc) e->precision = before;
+    return rc;
+}
+ssdf_dtype ssdf_engine_precision(const ssdf_engine *e) { return e->precision; }
 const float *ssdf_engine_anchors(const ssdf_engine *e) { return e->anchors; }
 const float *ssdf_engine_tensor(const ssdf_engine *e, int i) { return e->tensors[i]; }
 size_t ssdf_engine_arena_bytes(const ssdf_engine *e) { return e->arena_bytes; }
@@ -218,8 +270,8 @@ size_t ssdf_engine_arena_bytes(const ssdf_engine *e) { return e->arena_bytes; }
  * outweighs the weights (B) and there are enough row tiles for every thread
  * to get several; otherwise output channels are split, so that each thread
  * streams only its part of B (the deep layers: 19x19, 10x10, 5x5 ...). */
-static void layer_share(const ssdf_layer *L, int tile_m, int t, int T, size_t *m0, size_t *m1,
-                        int *n0, int *n1) {
+void ssdf_engine_layer_share(const ssdf_layer *L, int tile_m, int t, int T, size_t *m0,
+                             size_t *m1, int *n0, int *n1) {
     const size_t M = (size_t)L->out_h * L->out_w;
     const size_t tiles = (M + tile_m - 1) / tile_m;
     const int panels = (L->out_c + SSDF_PANEL - 1) / SSDF_PANEL;
@@ -254,15 +306,15 @@ static void run_layer(const forward_job *job, int l, int part, int parts, float 
     const ssdf_layer *L = &e->model->layers[l];
     const ssdf_binding *B = &e->plan.bind[l];
     const ssdf_conv_params p = ssdf_layer_params(L);
-    const float *src = resolve(B->src, job);
-    const float *res = resolve(B->res, job);
-    float *dst = resolve(B->dst, job) + B->dst_offset;
+    const float *src = ssdf_engine_resolve(B->src, job);
+    const float *res = ssdf_engine_resolve(B->res, job);
+    float *dst = ssdf_engine_resolve(B->dst, job) + B->dst_offset;
     const float *w = e->tensors[L->weight];
     const int timed = job->seconds && part == 0;
     const double start = timed ? now_seconds() : 0.0;
     size_t m0, m1;
     int n0, n1;
-    layer_share(L, k->tile_m, part, parts, &m0, &m1, &n0, &n1);
+    ssdf_engine_layer_share(L, k->tile_m, part, parts, &m0, &m1, &n0, &n1);
     if (m0 < m1 && n0 < n1) {
         switch (L->op) {
         case SSDF_OP_CONV3X3: k->f32_conv3x3(&p, src, w, res, dst, m0, m1, n0, n1, scratch); break;
@@ -283,8 +335,18 @@ void ssdf_engine_run_layers(const forward_job *job, int part, int parts, float *
     const ssdf_engine *e = job->e;
     const ssdf_kernel_table *k = e->kernels;
     const int timed = job->seconds && part == 0;
+    const int qu8 = e->precision == SSDF_DTYPE_QU8;
+    if (qu8) {
+        ssdf_engine_quantize_input(job, part, parts);
+        if (parts > 1) ssdf_pool_barrier(e->pool); /* the first layer reads every row */
+    }
     for (int st = 0; st < e->plan.n_steps; st++) {
         const ssdf_step step = e->plan.steps[st];
+        if (qu8) {
+            for (int l = step.first; l < step.first + step.count; l++)
+                ssdf_engine_run_layer_qu8(job, l, part, parts, scratch);
+            continue;
+        }
         if (step.count == 3 && k->f32_block) {
             /* A fused block: each thread takes a band of depthwise output
              * rows (recomputing the producer rows its band shares). Its

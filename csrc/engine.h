@@ -30,9 +30,16 @@ const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e);
 const ssdf_model *ssdf_engine_model(const ssdf_engine *e);
 int ssdf_engine_threads(const ssdf_engine *e);
 
-/* Choose the kernel table (the best supported one by default). */
+/* Choose the kernel table of the engine's precision (the best supported one
+ * with kernels of that data type by default); ssdf_engine_kernels gives it. */
 int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err);
 const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e);
+
+/* The precision forward runs in: SSDF_DTYPE_F32 (the default) or
+ * SSDF_DTYPE_QU8, the int8 mode, which needs a blob with the qu8 section
+ * (SSDF_ERR_VALUE otherwise). Inputs and outputs stay float32 either way. */
+int ssdf_engine_set_precision(ssdf_engine *e, ssdf_dtype precision, ssdf_error *err);
+ssdf_dtype ssdf_engine_precision(const ssdf_engine *e);
 
 /* One image: input [H][W][C] -> boxes [A][4], logits [A][classes], with
  * the model's input size H x W x C and its A anchors.

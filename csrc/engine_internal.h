@@ -22,6 +22,7 @@ typedef struct {
     float *input, *boxes, *logits;
     void *post;      /* ssdf_postprocess scratch */
     float *spill[2]; /* fused blocks' intermediates, for unfused kernels only */
+    uint8_t *qinput; /* the quantized network input, in the int8 mode only */
     void *mem;       /* a lane's own allocation (slots ... post); NULL in main */
 } buffer_set;
 
@@ -32,11 +33,14 @@ typedef struct {
 struct ssdf_engine {
     const ssdf_model *model;
     ssdf_plan plan; /* the fused steps and every layer's buffers (fuse.h) */
-    const ssdf_kernel_table *kernels;
+    const ssdf_kernel_table *kernels;  /* f32 kernels (and the resize) */
+    const ssdf_kernel_table *qkernels; /* qu8 kernels */
+    ssdf_dtype precision;              /* what forward runs: f32, or qu8 (the int8 mode) */
     ssdf_pool *pool;
     int nthreads;
     uint8_t *blob_copy; /* owned copy when the caller's blob was misaligned */
     const float *tensors[SSDF_MAX_TENSORS];
+    ssdf_qu8_model qu8; /* the blob's quantized model, when info.has_qu8 */
     ssdf_blob_info info;
     /* Arena: the main buffer set, then per-thread scratch. */
     float *arena;
@@ -61,6 +65,19 @@ static inline size_t ssdf_split_at(size_t n, int t, int T) {
     const size_t q = n / (size_t)T, r = n % (size_t)T;
     return q * (size_t)t + ((size_t)t < r ? (size_t)t : r);
 }
+
+/* The int8 mode (engine_qu8.c): quantize job's input into the set's qinput
+ * (rows of part `part` of `parts`), and run layer l with the qu8 kernels. */
+void ssdf_engine_quantize_input(const forward_job *job, int part, int parts);
+void ssdf_engine_run_layer_qu8(const forward_job *job, int l, int part, int parts,
+                               float *scratch);
+
+/* Thread t's share of a layer (engine.c). */
+void ssdf_engine_layer_share(const ssdf_layer *L, int tile_m, int t, int T, size_t *m0,
+                             size_t *m1, int *n0, int *n1);
+
+/* Where a plan buffer is on job's buffers (engine.c). */
+float *ssdf_engine_resolve(int buf, const forward_job *job);
 
 /* The step loop on job's buffers as part `part` of `parts` (engine.c). */
 void ssdf_engine_run_layers(const forward_job *job, int part, int parts, float *scratch);

@@ -85,8 +85,9 @@ cdef extern from "blob.h":
     int SSDF_BLOB_HEADER_SIZE
     int ssdf_blob_check_header(const uint8_t *data, size_t avail, uint64_t file_size,
                                const ssdf_model *g, ssdf_error *err)
-    size_t ssdf_blob_size(const ssdf_model *g)
-    void ssdf_blob_write(const ssdf_model *g, const float *const *sources, uint8_t *out) nogil
+    size_t ssdf_blob_size(const ssdf_model *g, int with_qu8)
+    void ssdf_blob_write(const ssdf_model *g, const float *const *sources, const void *qu8,
+                         uint8_t *out) nogil
 
 cdef extern from "kernels/kernels.h":
     ctypedef struct ssdf_conv_params:
@@ -325,7 +326,7 @@ def xxh64(data, unsigned long long seed=0):
 
 def blob_size():
     """Size in bytes of a blob of this model (the model fixes it)."""
-    return ssdf_blob_size(_model)
+    return ssdf_blob_size(_model, 0)
 
 
 def check_blob_header(header, unsigned long long file_size):
@@ -368,11 +369,11 @@ def pack_blob(sources):
             keep.append(arr)
             flat = arr.reshape(-1)
             ptrs[i] = &flat[0]
-        size = ssdf_blob_size(g)
+        size = ssdf_blob_size(g, 0)
         out = _aligned_empty(size)
         out_view = out
         with nogil:
-            ssdf_blob_write(g, ptrs, &out_view[0])
+            ssdf_blob_write(g, ptrs, NULL, &out_view[0])
         return out
     finally:
         free(ptrs)

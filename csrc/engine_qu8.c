@@ -1,0 +1,73 @@
+/* The int8 mode of the step loop (engine.c calls these when the engine's
+ * precision is SSDF_DTYPE_QU8): the float input quantized to bytes, then
+ * every layer through the qu8 kernels on uint8 activations, the heads
+ * writing the float32 outputs. Fused blocks run layer by layer through the
+ * spill buffers (there is no qu8 block kernel). */
+#include <time.h>
+
+#include "engine_internal.h"
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* q = clamp(rint(x * inv_scale) + zero, 0, 255), rounding half to even by
+ * the 1.5 * 2^23 trick (exact for |f| < 2^22, which the clamp ensures), so
+ * that the loop vectorises and gives what lrintf gives. */
+void ssdf_engine_quantize_input(const forward_job *job, int part, int parts) {
+    const ssdf_engine *e = job->e;
+    const size_t n = ssdf_model_input_floats(e->model);
+    const size_t i0 = ssdf_split_at(n, part, parts), i1 = ssdf_split_at(n, part + 1, parts);
+    const float inv = e->qu8.input_inv_scale, lo = (float)-e->qu8.input_zero;
+    const float hi = (float)(255 - e->qu8.input_zero), magic = 12582912.0f;
+    const int zero = e->qu8.input_zero;
+    const float *x = job->input;
+    uint8_t *q = job->b->qinput;
+    for (size_t i = i0; i < i1; i++) {
+        float f = x[i] * inv;
+        f = f < lo ? lo : f;
+        f = f > hi ? hi : f;
+        f = (f + magic) - magic;
+        q[i] = (uint8_t)((int)f + zero);
+    }
+}
+
+/* A plan buffer as bytes: the quantized input in place of the float one. */
+static uint8_t *resolve_bytes(int buf, const forward_job *job) {
+    if (buf == SSDF_BUF_INPUT) return job->b->qinput;
+    return (uint8_t *)ssdf_engine_resolve(buf, job);
+}
+
+void ssdf_engine_run_layer_qu8(const forward_job *job, int l, int part, int parts,
+                               float *scratch) {
+    const ssdf_engine *e = job->e;
+    const ssdf_kernel_table *k = e->qkernels;
+    const ssdf_layer *L = &e->model->layers[l];
+    const ssdf_binding *B = &e->plan.bind[l];
+    const ssdf_conv_params p = ssdf_layer_params(L);
+    ssdf_qu8_output q = e->qu8.out[l];
+    const uint8_t *src = resolve_bytes(B->src, job);
+    q.res = B->res == SSDF_BUF_NONE ? NULL : resolve_bytes(B->res, job);
+    /* The heads write float32 into the outputs (dst_offset in floats); the
+     * other layers bytes into a slot. */
+    void *dst = q.f32_out ? (void *)(ssdf_engine_resolve(B->dst, job) + B->dst_offset)
+                          : (void *)resolve_bytes(B->dst, job);
+    const uint8_t *w = e->qu8.weights[l];
+    const int timed = job->seconds && part == 0;
+    const double start = timed ? now_seconds() : 0.0;
+    size_t m0, m1;
+    int n0, n1;
+    ssdf_engine_layer_share(L, k->qu8_tile_m, part, parts, &m0, &m1, &n0, &n1);
+    if (m0 < m1 && n0 < n1) {
+        uint8_t *s = (uint8_t *)scratch;
+        switch (L->op) {
+        case SSDF_OP_CONV3X3: k->qu8_conv3x3(&p, &q, src, w, dst, m0, m1, n0, n1, s); break;
+        case SSDF_OP_DW3X3: k->qu8_dw3x3(&p, &q, src, w, dst, m0, m1, n0, n1, s); break;
+        default: k->qu8_conv1x1(&p, &q, src, w, dst, m0, m1, n0, n1, s); break;
+        }
+    }
+    if (parts > 1) ssdf_pool_barrier(e->pool);
+    if (timed) job->seconds[l] += now_seconds() - start;
+}
