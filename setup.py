@@ -326,7 +326,8 @@ extension = Extension(
     extra_link_args=["-lpthread", "-lm", *SANITIZE_LINK],
     # The x86 variants are compiled apart (above) but must relink the
     # extension when they change; so must a change of this file's flags.
-    depends=glob("csrc/*.h") + glob("csrc/kernels/*.h") + list(X86_VARIANTS) + ["setup.py"],
+    depends=(glob("csrc/*.h") + glob("csrc/kernels/*.h") + list(X86_VARIANTS) + ["setup.py"]
+             + glob("ssdface/*.pxd")),
 )
 
 setup(
