@@ -14,7 +14,7 @@ cdef extern from "common.h":
 cdef extern from "checksum.h":
     uint64_t ssdf_xxh64(const void *data, size_t len, uint64_t seed) nogil
 
-cdef extern from "model.h":
+cdef extern from "model.h" nogil:
     enum:
         SSDF_MAX_TENSORS
     ctypedef struct ssdf_tensor_spec:
@@ -39,12 +39,12 @@ cdef extern from "model.h":
     int ssdf_same_out(int inp, int stride)
     int ssdf_same_pad_before(int inp, int out, int k, int stride)
 
-cdef extern from "pack.h":
+cdef extern from "pack.h" nogil:
     size_t ssdf_source_floats(const ssdf_tensor_spec *t)
     size_t ssdf_packed_floats(const ssdf_tensor_spec *t)
     void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, const float *bias,
-                          float *dst) nogil
-    void ssdf_unpack_tensor(const ssdf_tensor_spec *t, const float *packed, float *src) nogil
+                          float *dst)
+    void ssdf_unpack_tensor(const ssdf_tensor_spec *t, const float *packed, float *src)
 
 cdef extern from "blob.h":
     ctypedef struct ssdf_blob_info:
@@ -95,7 +95,7 @@ cdef extern from "kernels/kernels.h":
     const ssdf_kernel_table *ssdf_kernels_best()
     const ssdf_kernel_table *ssdf_kernels_by_name(const char *name)
 
-cdef extern from "fuse.h":
+cdef extern from "fuse.h" nogil:
     ctypedef struct ssdf_binding:
         int src, dst, res
         size_t dst_offset

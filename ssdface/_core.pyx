@@ -64,7 +64,7 @@ def best_kernel_set():
     return ssdf_kernels_best().name.decode()
 
 
-cdef const ssdf_kernel_table *_table_ptr(str name) except NULL:
+cdef const ssdf_kernel_table *kernel_table(str name) except NULL:
     cdef bytes key = name.encode()
     cdef const ssdf_kernel_table *t = ssdf_kernels_by_name(key)
     if t == NULL:
@@ -73,6 +73,40 @@ cdef const ssdf_kernel_table *_table_ptr(str name) except NULL:
                              f"this CPU runs {kernel_sets()}")
         raise ValueError(f"unknown kernel set {name!r}; this build has {kernel_sets(False)}")
     return t
+
+
+# The C functions ssdface._testing calls through _core (see _core.pxd).
+cdef const ssdf_model *model() noexcept nogil:
+    return _model
+
+
+cdef int same_out(int inp, int stride) noexcept nogil:
+    return ssdf_same_out(inp, stride)
+
+
+cdef int same_pad_before(int inp, int out, int k, int stride) noexcept nogil:
+    return ssdf_same_pad_before(inp, out, k, stride)
+
+
+cdef size_t packed_floats(const ssdf_tensor_spec *t) noexcept nogil:
+    return ssdf_packed_floats(t)
+
+
+cdef void pack_tensor(const ssdf_tensor_spec *t, const float *src, const float *bias,
+                      float *dst) noexcept nogil:
+    ssdf_pack_tensor(t, src, bias, dst)
+
+
+cdef int plan_build(const ssdf_model *m, int fuse, ssdf_plan *p) noexcept nogil:
+    return ssdf_plan_build(m, fuse, p)
+
+
+cdef ssdf_f32_block block_shape(const ssdf_model *m, int first) noexcept nogil:
+    return ssdf_block_shape(m, first)
+
+
+cdef uint64_t xxh64(const void *data, size_t n, uint64_t seed) noexcept nogil:
+    return ssdf_xxh64(data, n, seed)
 
 
 def tensor_specs():
@@ -116,40 +150,12 @@ def layers():
     return out
 
 
-def plan(bint fuse=True):
-    """The engine's plan of the model: ``steps``, a list of (first layer,
-    layer count) with count 3 for a fused block; ``slots``, the floats of
-    each arena slot; ``spill``, the floats of the two spill buffers."""
-    cdef ssdf_plan p
-    if ssdf_plan_build(_model, fuse, &p) != 0:
-        raise ValueError("the model needs more activation buffers than the plan has")
-    return dict(steps=[(p.steps[s].first, p.steps[s].count) for s in range(p.n_steps)],
-                slots=[p.slot_floats[s] for s in range(p.n_slots)],
-                spill=[p.spill_floats[0], p.spill_floats[1]])
-
-
 def anchors():
     """The network's anchors as (yc, xc, h, w), float32 [NUM_ANCHORS, 4]."""
     out = np.empty((_ANCHORS, 4), dtype=np.float32)
     cdef float[:, ::1] ov = out
     ssdf_anchors(_model, &ov[0, 0])
     return out
-
-
-def xxh64(data, unsigned long long seed=0):
-    """XXH64 of a bytes-like object (the blob checksum)."""
-    cdef const uint8_t[::1] view = memoryview(data).cast("B")
-    cdef size_t n = view.shape[0]
-    cdef const uint8_t *p = &view[0] if n else NULL
-    cdef uint64_t h
-    with nogil:
-        h = ssdf_xxh64(p, n, seed)
-    return h
-
-
-def blob_size():
-    """Size in bytes of a blob of this model (the model fixes it)."""
-    return ssdf_blob_size(_model)
 
 
 def check_blob_header(header, unsigned long long file_size):
@@ -247,101 +253,12 @@ def _check_image(image):
     return np.ascontiguousarray(image)
 
 
-def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
-    """Run one kernel on one HWC image. Weights in source (TFLite) layout;
-    they are packed with the same code the blob uses."""
-    cdef ssdf_tensor_spec spec
-    cdef ssdf_conv_params p
-    cdef const ssdf_kernel_table *table = _table_ptr(impl)
-    cdef ssdf_f32_conv_fn fn
-    cdef const float[::1] xv, wv, bv, rv
-    cdef float[::1] ov, sv
-    cdef const float *rp = NULL
-    cdef int k, n0, n1
-    cdef size_t m0, m1
-    x = _check_array(x, "x", np.float32, 3)
-    w = _check_array(w, "w", np.float32, 4)
-    b = _check_array(b, "b", np.float32, 1)
-    if stride not in (1, 2):
-        raise ValueError("stride must be 1 or 2")
-    h, wd, c = x.shape
-    if op == "dw":
-        if w.shape[0] != 1 or w.shape[1:] != (3, 3, c):
-            raise ValueError(f"depthwise weights must be [1,3,3,{c}], got {w.shape}")
-        cout, k, spec.kind, fn = c, 3, 3, table.f32_dw3x3
-    else:
-        cout, k = w.shape[0], w.shape[1]
-        if w.shape[3] != c or w.shape[1] != w.shape[2] or k not in (1, 3):
-            raise ValueError(f"weights must be [O,3,3,{c}] or [O,1,1,{c}], got {w.shape}")
-        if k == 1 and stride != 1:
-            raise ValueError("1x1 convolutions have stride 1")
-        spec.kind = 4 if k == 1 else 2
-        fn = table.f32_conv1x1 if k == 1 else table.f32_conv3x3
-    if b.shape[0] != cout:
-        raise ValueError(f"bias must have {cout} elements, got {b.shape[0]}")
-    spec.ndim = 4
-    for d in range(4):
-        spec.shape[d] = w.shape[d]
-    packed = np.empty(ssdf_packed_floats(&spec), dtype=np.float32)
-    wv = w.reshape(-1)
-    bv = b
-    ov = packed
-    ssdf_pack_tensor(&spec, &wv[0], &bv[0], &ov[0])
-
-    p.in_h, p.in_w, p.in_c = h, wd, c
-    p.out_h, p.out_w, p.out_c = ssdf_same_out(h, stride), ssdf_same_out(wd, stride), cout
-    p.stride, p.relu6 = stride, relu6
-    p.pad_top = ssdf_same_pad_before(h, p.out_h, k, stride)
-    p.pad_left = ssdf_same_pad_before(wd, p.out_w, k, stride)
-    out = np.full((p.out_h, p.out_w, cout), np.nan, dtype=np.float32)
-    if residual is not None:
-        if k != 1 or op == "dw":
-            raise ValueError("only 1x1 convolutions take a residual")
-        residual = _check_array(residual, "residual", np.float32, 3)
-        if residual.shape != out.shape:
-            raise ValueError(f"residual must have shape {out.shape}, got {residual.shape}")
-        rv = residual.reshape(-1)
-        rp = &rv[0]
-    scratch = np.empty(ssdf_f32_conv_scratch_floats(c), dtype=np.float32)
-    xv = x.reshape(-1)
-    wv = packed
-    ov = out.reshape(-1)
-    sv = scratch
-    # Optionally run the kernel piecewise, as threads do: `split` = (m_parts,
-    # n_parts) ranges of output pixels and of 16-channel panels.
-    m_parts, n_parts = split
-    M = p.out_h * p.out_w
-    panels = (cout + 15) // 16
-    for i in range(m_parts):
-        for j in range(n_parts):
-            m0, m1 = M * i // m_parts, M * (i + 1) // m_parts
-            n0, n1 = min(cout, panels * j // n_parts * 16), min(cout, panels * (j + 1) // n_parts * 16)
-            if m0 >= m1 or n0 >= n1:
-                continue
-            with nogil:
-                fn(&p, &xv[0], &wv[0], rp, &ov[0], m0, m1, n0, n1, &sv[0])
-    return out
-
-
-def conv2d(x, w, b, int stride=1, bint relu6=False, residual=None, str impl="scalar",
-           split=(1, 1)):
-    """3x3 (any stride) or 1x1 (stride 1) convolution with TF SAME padding.
-    ``x`` [H,W,Cin] float32, ``w`` OHWI, ``b`` [Cout]."""
-    return _conv("conv", x, w, b, stride, relu6, residual, impl, split)
-
-
-def depthwise_conv2d(x, w, b, int stride=1, bint relu6=False, str impl="scalar",
-                     split=(1, 1)):
-    """Depthwise 3x3 convolution with TF SAME padding; ``w`` is [1,3,3,C]."""
-    return _conv("dw", x, w, b, stride, relu6, None, impl, split)
-
-
 def resize_normalize(image, out_h=None, out_w=None, str impl=None):
     """uint8 image [H,W] or [H,W,C] (C in 1, 3, 4) -> float32 [out_h,out_w,3]
     normalised network input (see csrc/resize.h for the filter), computed
     with kernel set `impl` (default: the best this CPU runs)."""
     cdef const ssdf_kernel_table *table = (ssdf_kernels_best() if impl is None
-                                           else _table_ptr(impl))
+                                           else kernel_table(impl))
     cdef ssdf_error err
     cdef const unsigned char[:, ::1] rows
     cdef float[::1] ov
@@ -557,7 +474,7 @@ cdef class Engine:
 
     @kernels.setter
     def kernels(self, str name):
-        cdef const ssdf_kernel_table *t = _table_ptr(name)
+        cdef const ssdf_kernel_table *t = kernel_table(name)
         cdef ssdf_error err
         cdef int rc = 0
         with self._lock:
@@ -762,74 +679,3 @@ cdef class Engine:
             return _faces_array(faces, n)
         finally:
             free(faces)
-
-
-def _fused_block(str impl, int first, int seed=0):
-    """The fused block starting at layer ``first`` run on random inputs and
-    weights two ways with kernel set ``impl``: by its block kernel, and
-    layer by layer by its conv kernels. Returns (fused, unfused) outputs."""
-    cdef const ssdf_kernel_table *table = _table_ptr(impl)
-    cdef ssdf_f32_block blk
-    cdef const ssdf_layer *L
-    cdef ssdf_f32_conv_fn fn
-    cdef ssdf_conv_params p
-    cdef const float[::1] wv, bv, xv, rv
-    cdef float[::1] pv, ov, sv
-    cdef const float *wp[3]
-    cdef const float *ins[3]
-    cdef float *outs[3]
-    cdef int i
-    if table.f32_block == NULL:
-        raise ValueError(f"kernel set {impl!r} has no fused block kernel")
-    if not (0 <= first and first + 2 < _model.n_layers):
-        raise ValueError(f"no block starts at layer {first}")
-    blk = ssdf_block_shape(_model, first)
-    rng = np.random.default_rng(seed)
-    keep = []
-    for i in range(3):
-        L = &_model.layers[first + i]
-        spec = &_model.tensors[L.weight]
-        shape = tuple(spec.shape[d] for d in range(spec.ndim))
-        fan_in = int(np.prod(shape[1:])) if L.op != 2 else 9
-        w = rng.normal(0, 1.0 / np.sqrt(fan_in), shape).astype(np.float32).reshape(-1)
-        b = rng.normal(0, 0.1, L.out_c).astype(np.float32)
-        packed = np.empty(ssdf_packed_floats(spec), dtype=np.float32)
-        wv, bv, pv = w, b, packed
-        ssdf_pack_tensor(spec, &wv[0], &bv[0], &pv[0])
-        keep.append(packed)
-        wp[i] = &pv[0]
-    x = rng.uniform(-1, 1, (blk.producer.in_h, blk.producer.in_w, blk.producer.in_c))
-    x = x.astype(np.float32)
-    xv = x.reshape(-1)
-    oshape = (blk.project.out_h, blk.project.out_w, blk.project.out_c)
-    res = None
-    if _model.layers[first + 2].res != -1:
-        res = rng.uniform(-1, 1, oshape).astype(np.float32)
-        rv = res.reshape(-1)
-    fused = np.full(oshape, np.nan, dtype=np.float32)
-    ov = fused.reshape(-1)
-    blk.in_, blk.out = &xv[0], &ov[0]
-    blk.w_producer, blk.w_dw, blk.w_project = wp[0], wp[1], wp[2]
-    blk.res = &rv[0] if res is not None else NULL
-    scratch = np.empty(ssdf_f32_block_scratch_floats(&blk), dtype=np.float32)
-    sv = scratch
-    with nogil:
-        table.f32_block(&blk, 0, blk.dw.out_h, &sv[0])
-    mids = [np.full((q.out_h, q.out_w, q.out_c), np.nan, dtype=np.float32)
-            for q in (blk.producer, blk.dw)]
-    unfused = np.full(oshape, np.nan, dtype=np.float32)
-    scratch = np.empty(ssdf_f32_conv_scratch_floats(blk.producer.in_c), dtype=np.float32)
-    sv = scratch
-    ins[0] = &xv[0]
-    for i, arr in enumerate((mids[0], mids[1], unfused)):
-        ov = arr.reshape(-1)
-        outs[i] = &ov[0]
-        if i > 0:
-            ins[i] = outs[i - 1]
-    for i in range(3):
-        L = &_model.layers[first + i]
-        p = blk.producer if i == 0 else (blk.dw if i == 1 else blk.project)
-        fn = (table.f32_conv3x3 if L.op == 1 else table.f32_dw3x3 if L.op == 2 else table.f32_conv1x1)
-        fn(&p, ins[i], wp[i], blk.res if i == 2 else NULL, outs[i], 0,
-           <size_t>p.out_h * p.out_w, 0, p.out_c, &sv[0])
-    return fused, unfused
