@@ -321,7 +321,9 @@ class BuildExt(BuildExtEmbeddingWeights):
         super().build_extension(ext)
 
 
-HEADERS = glob("csrc/*.h") + glob("csrc/kernels/*.h") + glob("ssdface/*.pxd")
+# What the C and Cython sources read: a change rebuilds.
+HEADERS = (glob("csrc/*.h") + glob("csrc/kernels/*.h") + glob("ssdface/*.pxd")
+           + glob("ssdface/*.pxi"))
 
 # The C engine and its wrapper: every C source is compiled here, once.
 core = Extension(

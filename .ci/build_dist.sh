@@ -5,7 +5,7 @@
 #   2. a wheel built FROM that sdist (build isolation, newest setuptools),
 #      embedding the shared weights;
 #   3. repaired to a manylinux tag with auditwheel;
-#   4. its contents: no .c/.pyx/.pxd, the blob with mode 0644 and the checksum the
+#   4. its contents: no .c/.pyx/.pxd/.pxi, the blob with mode 0644 and the checksum the
 #      build recorded, the license files, an extension without debug
 #      sections or a builder's run-time path;
 #   5. installed in a fresh venv with Pillow: 4 faces in group_selfie.jpg
@@ -64,7 +64,8 @@ tar tzf "$sdist" | sed 's|^[^/]*/||' | sort >"$work/sdist.files"
 missing=0
 while read -r f; do
     grep -qxF "$f" "$work/sdist.files" || { echo "  not in the sdist: $f"; missing=1; }
-done < <(git ls-files 'csrc/*.c' 'csrc/*.h' 'ssdface/*.py' 'ssdface/*.pyx' 'ssdface/*.pxd' ssdface/py.typed \
+done < <(git ls-files 'csrc/*.c' 'csrc/*.h' 'ssdface/*.py' 'ssdface/*.pyx' 'ssdface/*.pxd' \
+            'ssdface/*.pxi' ssdface/py.typed \
             'tests/*.py' README.md LICENSE NOTICE pyproject.toml setup.py MANIFEST.in \
             weights/README.md)
 [ "$missing" -eq 0 ] || fail "the sdist lacks tracked sources"
@@ -104,7 +105,7 @@ errors = []
 with zipfile.ZipFile(path) as z:
     names = z.namelist()
     mode = {i.filename: (i.external_attr >> 16) & 0o777 for i in z.infolist()}
-    sources = [n for n in names if n.endswith((".c", ".pyx", ".pxd", ".h", ".o"))]
+    sources = [n for n in names if n.endswith((".c", ".pyx", ".pxd", ".pxi", ".h", ".o"))]
     if sources:
         errors.append(f"source or object files in the wheel: {sources}")
     for n in ("LICENSE", "NOTICE"):
