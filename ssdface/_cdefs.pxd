@@ -27,6 +27,7 @@ cdef extern from "model.h" nogil:
         int pad_top, pad_left, src, res, output
         size_t output_offset
         int weight, bias
+        char scope[64]
     ctypedef struct ssdf_model:
         char name[33]
         int input_h, input_w, input_c

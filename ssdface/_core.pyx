@@ -91,10 +91,12 @@ def tensor_specs():
 
 
 def layers():
-    """The layer table as a list of dicts (for tests, profiling and docs):
-    with the buffers the engine's plan gives each layer (``src``, ``dst``,
-    ``residual``: fuse.h ssdf_buffer ids) and ``fuse_next``, whether the
-    layer's output feeds the next layer inside a fused block."""
+    """The layer table as a list of dicts (for the exporters, tests,
+    profiling and docs): with the buffers the engine's plan gives each layer
+    (``src``, ``dst``, ``residual``: fuse.h ssdf_buffer ids), ``fuse_next``,
+    whether the layer's output feeds the next layer inside a fused block,
+    and ``scope``, the layer's '/'-separated name scope in the source TF
+    model (model.h)."""
     cdef const ssdf_model *g = _model
     cdef ssdf_plan plan
     ssdf_plan_build(g, 1, &plan)
@@ -112,7 +114,7 @@ def layers():
                         dst_offset=B.dst_offset, fuse_next=i in fused,
                         reads=L.src, adds=L.res, readers=ssdf_fuse_readers(g, i),
                         weight=g.tensors[L.weight].name.decode(),
-                        bias=g.tensors[L.bias].name.decode()))
+                        bias=g.tensors[L.bias].name.decode(), scope=L.scope.decode()))
     return out
 
 
