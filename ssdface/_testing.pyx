@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Test hooks into the C core: single kernels, the fusion pass, the checksum.
 
-For the tests and benchmarks only; the library never imports this module.
+For the tests and fuzz harnesses only; the library never imports this module.
 It holds no C code of its own: it runs ssdface._core's (the kernel tables,
 the weight packer, the plan), reached through the cdef functions that
 ``_core.pxd`` declares (see there for why), plus the ``static inline``
