@@ -1,10 +1,11 @@
-"""Build the C engine and its Cython wrapper, and embed the weights blob when
+"""Build the C engine and its Cython wrapper (ssdface._core), the test hooks
+(ssdface._testing, which call into _core), and embed the weights blob when
 the model's .npy files are found at build time.
 
 Compiler flags are safe for any CPU of the target architecture: no
 -march=native. Faster instruction sets are chosen at run time, per kernel.
 
-A wheel's extension is stripped of its debug information and of any
+A wheel's extensions are stripped of their debug information and of any
 run-time library path to the builder's Python. The blob is packed anew on
 every build (mode 0644) with ssdface/data/build_info.json beside it, which
 tells the installed package whether its build embedded weights; a build that
@@ -68,12 +69,13 @@ def _let_old_setuptools_read_pep639():
 _let_old_setuptools_read_pep639()
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+CORE = "ssdface._core"  # the extension holding the C engine
 BLOB_NAME = "ssd_mobilenetv2_face.blob"
 BUILD_INFO_NAME = "build_info.json"
 LOCAL_WEIGHTS = os.path.join("weights", "ssd_mobilenetv2_face_nhwc")
 # Set to 1 to make a build that finds no weights fail instead of warning.
 REQUIRE_ENV = "SSDFACE_REQUIRE_WEIGHTS"
-# Set to 1 to keep the debug information in a wheel's extension.
+# Set to 1 to keep the debug information in a wheel's extensions.
 KEEP_DEBUG_ENV = "SSDFACE_KEEP_DEBUG"
 
 NO_WEIGHTS_WARNING = """
@@ -160,9 +162,10 @@ class BuildExtEmbeddingWeights(build_ext):
             # sanitizer runtimes preloaded: .ci/sanitize.sh packs the blob itself.
             print("ssdface: sanitizer build; weights not embedded")
             return
-        ext_path = os.path.abspath(self.get_ext_fullpath("ssdface._core"))
+        ext_path = os.path.abspath(self.get_ext_fullpath(CORE))
         if not in_place:
-            self._strip_debug(ext_path)
+            for ext in self.extensions:
+                self._strip_debug(os.path.abspath(self.get_ext_fullpath(ext.name)))
         root = os.path.dirname(os.path.dirname(ext_path))
         data_dir = os.path.join(root, "ssdface", "data")
         dst = os.path.join(data_dir, BLOB_NAME)
@@ -300,7 +303,8 @@ def _without_python_rpath(command):
 
 
 class BuildExt(BuildExtEmbeddingWeights):
-    """Compile the per-ISA kernel files with their flags, then link them in."""
+    """Compile the per-ISA kernel files with their flags, then link them in
+    (into the extension that holds the C engine, ``ssdface._core``)."""
 
     def build_extension(self, ext):
         ext_path = self.get_ext_fullpath(ext.name)
@@ -309,7 +313,7 @@ class BuildExt(BuildExtEmbeddingWeights):
             return
         if self.compiler.compiler_type == "unix":
             self.compiler.linker_so = _without_python_rpath(self.compiler.linker_so)
-        if is_x86_64() and self.compiler.compiler_type == "unix":
+        if ext.name == CORE and is_x86_64() and self.compiler.compiler_type == "unix":
             objects = []
             for source, flags in X86_VARIANTS.items():
                 objects += self.compiler.compile(
@@ -320,8 +324,13 @@ class BuildExt(BuildExtEmbeddingWeights):
         super().build_extension(ext)
 
 
-extension = Extension(
-    "ssdface._core",
+# What the C and Cython sources read: a change rebuilds.
+HEADERS = (glob("csrc/*.h") + glob("csrc/kernels/*.h") + glob("ssdface/*.pxd")
+           + glob("ssdface/*.pxi"))
+
+# The C engine and its wrapper: every C source is compiled here, once.
+core = Extension(
+    CORE,
     sources=["ssdface/_core.pyx", *c_sources()],
     include_dirs=["csrc"],
     define_macros=[("SSDF_X86_KERNELS", "1")] if is_x86_64() else [],
@@ -329,10 +338,24 @@ extension = Extension(
     extra_link_args=["-lpthread", "-lm", *SANITIZE_LINK],
     # The x86 variants are compiled apart (above) but must relink the
     # extension when they change; so must a change of this file's flags.
-    depends=glob("csrc/*.h") + glob("csrc/kernels/*.h") + list(X86_VARIANTS) + ["setup.py"],
+    depends=HEADERS + list(X86_VARIANTS) + ["setup.py"],
+)
+
+# The test hooks (kernels, fusion, checksum): no C source of their own. They
+# call _core's C functions through the cdef functions of ssdface/_core.pxd
+# (Cython's cross-module calls), so the engine is neither compiled nor
+# linked twice; they read the headers for types and static inline helpers.
+testing = Extension(
+    "ssdface._testing",
+    sources=["ssdface/_testing.pyx"],
+    include_dirs=["csrc"],
+    define_macros=core.define_macros,
+    extra_compile_args=BASE_FLAGS,
+    extra_link_args=SANITIZE_LINK,
+    depends=HEADERS + ["setup.py"],
 )
 
 setup(
-    ext_modules=cythonize([extension], compiler_directives={"language_level": "3"}),
+    ext_modules=cythonize([core, testing], compiler_directives={"language_level": "3"}),
     cmdclass={"build_ext": BuildExt},
 )

@@ -5,7 +5,7 @@
 #   2. a wheel built FROM that sdist (build isolation, newest setuptools),
 #      embedding the shared weights;
 #   3. repaired to a manylinux tag with auditwheel;
-#   4. its contents: no .c/.pyx, the blob with mode 0644 and the checksum the
+#   4. its contents: no .c/.pyx/.pxd/.pxi, the blob with mode 0644 and the checksum the
 #      build recorded, the license files, an extension without debug
 #      sections or a builder's run-time path;
 #   5. installed in a fresh venv with Pillow: 4 faces in group_selfie.jpg
@@ -64,12 +64,13 @@ tar tzf "$sdist" | sed 's|^[^/]*/||' | sort >"$work/sdist.files"
 missing=0
 while read -r f; do
     grep -qxF "$f" "$work/sdist.files" || { echo "  not in the sdist: $f"; missing=1; }
-done < <(git ls-files 'csrc/*.c' 'csrc/*.h' 'ssdface/*.py' 'ssdface/*.pyx' ssdface/py.typed \
+done < <(git ls-files 'csrc/*.c' 'csrc/*.h' 'ssdface/*.py' 'ssdface/*.pyx' 'ssdface/*.pxd' \
+            'ssdface/*.pxi' ssdface/py.typed \
             'tests/*.py' README.md LICENSE NOTICE pyproject.toml setup.py MANIFEST.in \
             weights/README.md)
 [ "$missing" -eq 0 ] || fail "the sdist lacks tracked sources"
 # ...and nothing generated, built or heavy is.
-bad=$(grep -E '(\.(so|o|pyd|npy|blob|tflite|onnx|pyc)$|^ssdface/_core\.c$|^build/|^ssdface/data/|^dist/)' \
+bad=$(grep -E '(\.(so|o|pyd|npy|blob|tflite|onnx|pyc)$|^ssdface/[^/]*\.c$|^build/|^ssdface/data/|^dist/)' \
       "$work/sdist.files" || true)
 [ -z "$bad" ] || fail "the sdist holds generated or weight files: $bad"
 echo "sdist: $(basename "$sdist"), $(wc -l <"$work/sdist.files") entries, $(stat -c %s "$sdist") bytes"
@@ -104,15 +105,16 @@ errors = []
 with zipfile.ZipFile(path) as z:
     names = z.namelist()
     mode = {i.filename: (i.external_attr >> 16) & 0o777 for i in z.infolist()}
-    sources = [n for n in names if n.endswith((".c", ".pyx", ".h", ".o"))]
+    sources = [n for n in names if n.endswith((".c", ".pyx", ".pxd", ".pxi", ".h", ".o"))]
     if sources:
         errors.append(f"source or object files in the wheel: {sources}")
     for n in ("LICENSE", "NOTICE"):
         # dist-info/licenses/ (setuptools >= 77) or dist-info/ (older)
         if not any(x.endswith((f".dist-info/licenses/{n}", f".dist-info/{n}")) for x in names):
             errors.append(f"no {n} in the wheel's dist-info")
-    if sum(n.startswith("ssdface/_core.") and n.endswith(".so") for n in names) != 1:
-        errors.append("not exactly one extension module")
+    modules = sorted(n.split(".")[0] for n in names if n.startswith("ssdface/") and n.endswith(".so"))
+    if modules != ["ssdface/_core", "ssdface/_testing"]:  # the engine; the test hooks
+        errors.append(f"extension modules {modules}, expected ssdface/_core and ssdface/_testing")
     info = json.loads(z.read("ssdface/data/build_info.json"))
     if info.get("weights_embedded") is not embedded:
         errors.append(f"build_info.json says {info}, expected weights_embedded={embedded}")
@@ -136,13 +138,15 @@ EOF
 check_wheel "$wheel" 1 || fail "wheel contents"
 mkdir "$work/unzipped"
 (cd "$work/unzipped" && "$tools/python" -m zipfile -e "$wheel" .)
-so=$(echo "$work"/unzipped/ssdface/_core.*.so)
-if readelf -S --wide "$so" | grep -q '\.debug_'; then fail "the extension has .debug_* sections"; fi
-if readelf -d "$so" | grep -qE 'RPATH|RUNPATH'; then
-    readelf -d "$so" | grep -E 'RPATH|RUNPATH'
-    fail "the extension carries a run-time library path"
-fi
-echo "extension: $(basename "$so"), $(stat -c %s "$so") bytes, no debug sections, no RPATH"
+for so in "$work"/unzipped/ssdface/_core.*.so "$work"/unzipped/ssdface/_testing.*.so; do
+    [ -f "$so" ] || fail "no $so"
+    if readelf -S --wide "$so" | grep -q '\.debug_'; then fail "$so has .debug_* sections"; fi
+    if readelf -d "$so" | grep -qE 'RPATH|RUNPATH'; then
+        readelf -d "$so" | grep -E 'RPATH|RUNPATH'
+        fail "$so carries a run-time library path"
+    fi
+    echo "extension: $(basename "$so"), $(stat -c %s "$so") bytes, no debug sections, no RPATH"
+done
 
 step "install the repaired wheel in a fresh venv"
 "$PY" -m venv "$work/venv"
@@ -163,6 +167,10 @@ assert detector.weights_path == embedded_blob_path(), detector.weights_path
 assert "site-packages" in str(embedded_blob_path()), embedded_blob_path()
 assert build_info()["weights_embedded"] is True, build_info()
 assert embedded_blob_path().stat().st_mode & 0o777 == 0o644
+# The test hooks load and call into the engine's module (cross-module cdef calls).
+from ssdface import _testing
+assert _testing.xxh64(b"abc") == 0x44BC2CF5AD770999
+assert _testing.plan()["steps"]
 EOF
 venv/bin/ssdface info | tee "$work/info.txt"
 grep -q "tensor_count: 144" "$work/info.txt" || fail "ssdface info"

@@ -31,8 +31,9 @@
 #  * Leak detection is off: CPython does not free everything at exit (interned
 #    objects, arenas, module state), so LeakSanitizer would report those.
 #  * .ci/sanitize_check.py (a pytest plugin) stops the run unless ssdface and
-#    ssdface._core come from the sanitized copy with the runtime loaded, and
-#    deselects, by name and reason, tests marked no_asan (none today).
+#    its extension modules come from the sanitized copy with the runtime
+#    loaded, and deselects, by name and reason, tests marked no_asan (none
+#    today).
 #
 # Environment: SSDFACE_SHARED (default ../shared), PYTHON (default python),
 # SSDFACE_SANITIZE_ISAS (default: every variant but reference),
@@ -77,7 +78,7 @@ if ! (cd "$SRC" && env -u SSDFACE_WEIGHTS SSDFACE_SANITIZE=1 \
     echo "sanitize: FAILED to build the sanitized extension"
     exit 1
 fi
-core=$(ls "$SRC"/ssdface/_core*.so)
+modules=$(ls "$SRC"/ssdface/_core*.so "$SRC"/ssdface/_testing*.so)
 t_build=$((SECONDS - t_start))
 
 # 3. The sanitizer runtimes of the compiler that built it.
@@ -86,9 +87,11 @@ ASAN_LIB=$(readlink -f "$("$CC" -print-file-name=libasan.so)")
 UBSAN_LIB=$(readlink -f "$("$CC" -print-file-name=libubsan.so)")
 for lib in "$ASAN_LIB" "$UBSAN_LIB"; do
     [ -f "$lib" ] || { echo "sanitize: $CC has no sanitizer runtime ($lib)"; exit 1; }
-    # The module must link the very runtime that is preloaded.
-    ldd "$core" | awk '$2 == "=>" {print $3}' | xargs readlink -f | grep -qxF "$lib" ||
-        { echo "sanitize: $core does not link $(basename "$lib")"; exit 1; }
+    # The modules must link the very runtime that is preloaded.
+    for module in $modules; do
+        ldd "$module" | awk '$2 == "=>" {print $3}' | xargs readlink -f | grep -qxF "$lib" ||
+            { echo "sanitize: $module does not link $(basename "$lib")"; exit 1; }
+    done
 done
 
 REPORTS="$WORK/reports"

@@ -1,9 +1,10 @@
 """pytest plugin for .ci/sanitize.sh (loaded with ``-p sanitize_check``).
 
 Before any test runs it checks that the session imports the sanitized build:
-``ssdface`` and ``ssdface._core`` must come from ``$SSDFACE_SANITIZED_TREE``,
-the sanitizer runtime must be loaded in this process, and the default kernel
-variant must be ``$SSDFACE_ISA``. Any mismatch stops the run (exit code 4).
+``ssdface`` and its extension modules (``_core``, ``_testing``) must come
+from ``$SSDFACE_SANITIZED_TREE``, the sanitizer runtime must be loaded in this
+process, and the default kernel variant must be ``$SSDFACE_ISA``. Any
+mismatch stops the run (exit code 4).
 
 It also deselects the tests marked ``no_asan(reason=...)`` (tests that cannot
 work in an ASan process at all; the marker is registered in pyproject.toml)
@@ -32,8 +33,9 @@ def pytest_configure(config: pytest.Config) -> None:
     tree_path = Path(tree).resolve()
 
     import ssdface._core  # binds ssdface too
+    import ssdface._testing
 
-    for module in (ssdface, ssdface._core):
+    for module in (ssdface, ssdface._core, ssdface._testing):
         path = Path(module.__file__).resolve()
         if tree_path not in path.parents:
             raise pytest.UsageError(

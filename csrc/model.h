@@ -13,6 +13,7 @@
 #define SSDF_MAX_TENSORS 160
 #define SSDF_MAX_LAYERS 80
 #define SSDF_TENSOR_NAME_MAX 88
+#define SSDF_LAYER_SCOPE_MAX 64
 #define SSDF_MODEL_NAME_MAX 32
 #define SSDF_MAX_GRIDS 8
 #define SSDF_MAX_ANCHORS_PER_CELL 8
@@ -62,6 +63,10 @@ typedef struct {
     int output;            /* ssdf_output */
     size_t output_offset;  /* in floats, into the model output */
     int weight, bias;      /* indices into the tensor table */
+    /* The layer's name scope in the source TF model, '/'-separated (e.g.
+     * "FeatureExtractor/MobilenetV2/expanded_conv_1/expand"): exporters name
+     * the layer's activation after it. */
+    char scope[SSDF_LAYER_SCOPE_MAX];
 } ssdf_layer;
 
 /* One feature-map grid of anchors: size x size cells, each with per_cell

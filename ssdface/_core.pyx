@@ -4,184 +4,19 @@
 Everything here checks its arguments (dtype, shape, contiguity) before any C
 code sees a pointer, and releases the GIL around the real work. The public,
 friendlier API lives in :mod:`ssdface.detector`; this module is private.
-"""
 
-import os
-import threading
-import weakref
+This file: the model's description, kernel sets, blob packing and header
+checks, pre- and post-processing. The :class:`Engine` type is in
+``_engine.pxi`` (included at the end: same module), the C headers'
+declarations in ``_cdefs.pxd``, the test hooks in the ``_testing`` module.
+"""
 
 import numpy as np
 
-from cpython.exc cimport PyErr_CheckSignals
-from libc.stdint cimport uint8_t, uint64_t, uintptr_t
+from libc.stdint cimport int8_t, int32_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 
-
-cdef extern from "common.h":
-    ctypedef struct ssdf_error:
-        char msg[256]
-    int SSDF_OK, SSDF_ERR_FORMAT, SSDF_ERR_VALUE, SSDF_ERR_NOMEM, SSDF_ERR_THREADS
-
-cdef extern from "checksum.h":
-    uint64_t ssdf_xxh64(const void *data, size_t len, uint64_t seed) nogil
-
-cdef extern from "model.h":
-    enum:
-        SSDF_MAX_TENSORS
-    ctypedef struct ssdf_tensor_spec:
-        char name[88]
-        int kind
-        int ndim
-        int shape[4]
-    ctypedef struct ssdf_layer:
-        int op, stride, relu6, in_h, in_w, in_c, out_h, out_w, out_c
-        int pad_top, pad_left, src, res, output
-        size_t output_offset
-        int weight, bias
-    ctypedef struct ssdf_model:
-        char name[33]
-        int input_h, input_w, input_c
-        int num_anchors, box_size, num_classes, score_class
-        ssdf_tensor_spec tensors[160]
-        int n_tensors
-        ssdf_layer layers[80]
-        int n_layers
-    const ssdf_model *ssdf_model_builtin()
-    int ssdf_same_out(int inp, int stride)
-    int ssdf_same_pad_before(int inp, int out, int k, int stride)
-
-cdef extern from "fuse.h":
-    ctypedef struct ssdf_binding:
-        int src, dst, res
-        size_t dst_offset
-    ctypedef struct ssdf_step:
-        int first, count
-    ctypedef struct ssdf_plan:
-        ssdf_step steps[80]
-        int n_steps
-        ssdf_binding bind[80]
-        int n_slots
-        size_t slot_floats[8]
-        size_t spill_floats[2]
-    int ssdf_fuse_readers(const ssdf_model *m, int l)
-    int ssdf_plan_build(const ssdf_model *m, int fuse, ssdf_plan *p)
-
-cdef extern from "pack.h":
-    size_t ssdf_source_floats(const ssdf_tensor_spec *t)
-    size_t ssdf_packed_floats(const ssdf_tensor_spec *t)
-    void ssdf_pack_tensor(const ssdf_tensor_spec *t, const float *src, const float *bias,
-                          float *dst) nogil
-    void ssdf_unpack_tensor(const ssdf_tensor_spec *t, const float *packed, float *src) nogil
-
-cdef extern from "blob.h":
-    ctypedef struct ssdf_blob_info:
-        unsigned int version
-        unsigned int tensor_count
-        uint64_t payload_size
-        uint64_t file_size
-        uint64_t checksum
-        char model_name[33]
-    int SSDF_BLOB_VERSION
-    int SSDF_BLOB_HEADER_SIZE
-    int ssdf_blob_check_header(const uint8_t *data, size_t avail, uint64_t file_size,
-                               const ssdf_model *g, ssdf_error *err)
-    size_t ssdf_blob_size(const ssdf_model *g, int with_qu8)
-    void ssdf_blob_write(const ssdf_model *g, const float *const *sources, const void *qu8,
-                         uint8_t *out) nogil
-
-cdef extern from "kernels/kernels.h":
-    ctypedef struct ssdf_conv_params:
-        int in_h, in_w, in_c, out_h, out_w, out_c, stride, pad_top, pad_left, relu6
-    ctypedef void (*ssdf_f32_conv_fn)(const ssdf_conv_params *p, const float *inp, const float *w,
-                                  const float *res, float *out, size_t m0, size_t m1, int n0,
-                                  int n1, float *scratch) noexcept nogil
-    ctypedef struct ssdf_f32_block:
-        int producer_k
-        ssdf_conv_params producer, dw, project
-        const float *in_ "in"
-        const float *w_producer
-        const float *w_dw
-        const float *w_project
-        const float *res
-        float *out
-    ctypedef void (*ssdf_f32_block_fn)(const ssdf_f32_block *b, int y0, int y1,
-                                   float *scratch) noexcept nogil
-    size_t ssdf_f32_block_scratch_floats(const ssdf_f32_block *b)
-    ctypedef struct ssdf_kernel_table:
-        const char *name
-        int tile_m
-        ssdf_f32_conv_fn f32_conv3x3
-        ssdf_f32_conv_fn f32_dw3x3
-        ssdf_f32_conv_fn f32_conv1x1
-        ssdf_f32_block_fn f32_block
-    ctypedef struct ssdf_kernel_choice:
-        const char *name
-        const ssdf_kernel_table *table
-        int supported
-    size_t ssdf_f32_conv_scratch_floats(int in_c)
-    int ssdf_kernel_choices(ssdf_kernel_choice *out, int max)
-    int SSDF_MAX_KERNEL_SETS
-    ctypedef enum ssdf_dtype:
-        SSDF_DTYPE_F32
-        SSDF_DTYPE_QU8
-    int ssdf_kernels_have(const ssdf_kernel_table *t, ssdf_dtype dtype)
-    const ssdf_kernel_table *ssdf_kernels_best()
-    const ssdf_kernel_table *ssdf_kernels_by_name(const char *name)
-
-cdef extern from "anchors.h":
-    void ssdf_anchors(const ssdf_model *m, float *anchors)
-
-cdef extern from "postprocess.h":
-    ctypedef struct ssdf_face:
-        float xmin, ymin, xmax, ymax, score
-        int anchor
-    int ssdf_postprocess(const ssdf_model *m, const float *boxes, const float *logits, const float *anchors,
-                         float score_threshold, float iou_threshold, int max_faces, float width,
-                         float height, ssdf_face *faces, void *scratch) nogil
-    size_t ssdf_postprocess_scratch_bytes(const ssdf_model *m)
-
-cdef extern from "resize.h":
-    int ssdf_resize_normalize(const unsigned char *src, int height, int width, int channels,
-                              Py_ssize_t row_stride, int out_h, int out_w, float *dst,
-                              const ssdf_kernel_table *k, ssdf_error *err) nogil
-
-cdef extern from "engine.h":
-    ctypedef struct ssdf_engine:
-        pass
-    int ssdf_engine_create(ssdf_engine **out, const ssdf_model *model, const uint8_t *blob,
-                           size_t size, int num_threads, ssdf_error *err)
-    int ssdf_engine_threads(const ssdf_engine *e)
-    int ssdf_engine_profile(ssdf_engine *e, const float *inp, float *boxes, float *logits,
-                            double *seconds, ssdf_error *err) nogil
-    void ssdf_engine_destroy(ssdf_engine *e)
-    const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e)
-    int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err)
-    const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e)
-    int ssdf_engine_forward(ssdf_engine *e, const float *inp, float *boxes, float *logits,
-                            ssdf_error *err) nogil
-    int ssdf_engine_detect(ssdf_engine *e, const unsigned char *image, int height, int width,
-                           int channels, Py_ssize_t row_stride, float score_threshold,
-                           float iou_threshold, int max_faces, ssdf_face *faces, int *n_faces,
-                           ssdf_error *err) nogil
-    int ssdf_engine_forward_batch(ssdf_engine *e, const float *inputs, int n, float *boxes,
-                                  float *logits, ssdf_error *err) nogil
-    ctypedef struct ssdf_view:
-        const unsigned char *pixels
-        int height, width, channels
-        Py_ssize_t row_stride
-        int x0, y0, x1, y1
-        float box_width, box_height
-        int flip
-    int ssdf_engine_detect_views(ssdf_engine *e, const ssdf_view *views, int n,
-                                 float score_threshold, float iou_threshold, int max_faces,
-                                 ssdf_face *faces, int *counts, ssdf_error *err) nogil
-    const float *ssdf_engine_anchors(const ssdf_engine *e)
-    const float *ssdf_engine_tensor(const ssdf_engine *e, int i)
-    size_t ssdf_engine_arena_bytes(const ssdf_engine *e)
-
-
-cdef extern from "fuse.h":
-    ssdf_f32_block ssdf_block_shape(const ssdf_model *m, int first)
+from ssdface._cdefs cimport *  # the C headers' declarations (csrc/*.h)
 
 
 # The model this build runs (csrc/models/): its sizes are read from its
@@ -237,7 +72,7 @@ def best_kernel_set():
     return ssdf_kernels_best().name.decode()
 
 
-cdef const ssdf_kernel_table *_table_ptr(str name, str dtype="f32") except NULL:
+cdef const ssdf_kernel_table *kernel_table(str name, str dtype="f32") except NULL:
     cdef bytes key = name.encode()
     cdef const ssdf_kernel_table *t = ssdf_kernels_by_name(key)
     if t != NULL and not ssdf_kernels_have(t, _DTYPES[dtype]):
@@ -268,10 +103,12 @@ def tensor_specs():
 
 
 def layers():
-    """The layer table as a list of dicts (for tests, profiling and docs):
-    with the buffers the engine's plan gives each layer (``src``, ``dst``,
-    ``residual``: fuse.h ssdf_buffer ids) and ``fuse_next``, whether the
-    layer's output feeds the next layer inside a fused block."""
+    """The layer table as a list of dicts (for the exporters, tests,
+    profiling and docs): with the buffers the engine's plan gives each layer
+    (``src``, ``dst``, ``residual``: fuse.h ssdf_buffer ids), ``fuse_next``,
+    whether the layer's output feeds the next layer inside a fused block,
+    and ``scope``, the layer's '/'-separated name scope in the source TF
+    model (model.h)."""
     cdef const ssdf_model *g = _model
     cdef ssdf_plan plan
     ssdf_plan_build(g, 1, &plan)
@@ -289,20 +126,8 @@ def layers():
                         dst_offset=B.dst_offset, fuse_next=i in fused,
                         reads=L.src, adds=L.res, readers=ssdf_fuse_readers(g, i),
                         weight=g.tensors[L.weight].name.decode(),
-                        bias=g.tensors[L.bias].name.decode()))
+                        bias=g.tensors[L.bias].name.decode(), scope=L.scope.decode()))
     return out
-
-
-def plan(bint fuse=True):
-    """The engine's plan of the model: ``steps``, a list of (first layer,
-    layer count) with count 3 for a fused block; ``slots``, the floats of
-    each arena slot; ``spill``, the floats of the two spill buffers."""
-    cdef ssdf_plan p
-    if ssdf_plan_build(_model, fuse, &p) != 0:
-        raise ValueError("the model needs more activation buffers than the plan has")
-    return dict(steps=[(p.steps[s].first, p.steps[s].count) for s in range(p.n_steps)],
-                slots=[p.slot_floats[s] for s in range(p.n_slots)],
-                spill=[p.spill_floats[0], p.spill_floats[1]])
 
 
 def anchors():
@@ -311,22 +136,6 @@ def anchors():
     cdef float[:, ::1] ov = out
     ssdf_anchors(_model, &ov[0, 0])
     return out
-
-
-def xxh64(data, unsigned long long seed=0):
-    """XXH64 of a bytes-like object (the blob checksum)."""
-    cdef const uint8_t[::1] view = memoryview(data).cast("B")
-    cdef size_t n = view.shape[0]
-    cdef const uint8_t *p = &view[0] if n else NULL
-    cdef uint64_t h
-    with nogil:
-        h = ssdf_xxh64(p, n, seed)
-    return h
-
-
-def blob_size():
-    """Size in bytes of a blob of this model (the model fixes it)."""
-    return ssdf_blob_size(_model, 0)
 
 
 def check_blob_header(header, unsigned long long file_size):
@@ -342,17 +151,23 @@ def check_blob_header(header, unsigned long long file_size):
         raise_error(rc, &err)
 
 
-def pack_blob(sources):
+def pack_blob(sources, qu8=None):
     """Pack source tensors (graph order, float32, C-contiguous, exact shapes)
-    into a blob. Returns a 64-byte aligned ``uint8`` array."""
+    into a blob; with ``qu8`` (see :func:`_qu8_source`), its qu8 section
+    too. Returns a 64-byte aligned ``uint8`` array."""
     cdef const ssdf_model *g = _model
     cdef const float **ptrs
     cdef const float[::1] flat
     cdef size_t size
     cdef uint8_t[::1] out_view
+    cdef ssdf_qu8_source src
+    cdef const ssdf_qu8_source *srcp = NULL
     if len(sources) != g.n_tensors:
         raise ValueError(f"expected {g.n_tensors} tensors, got {len(sources)}")
     keep = []
+    if qu8 is not None:
+        keep.append(_qu8_source(qu8, &src))
+        srcp = &src
     ptrs = <const float **>malloc(sizeof(float *) * g.n_tensors)
     if ptrs == NULL:
         raise MemoryError()
@@ -369,14 +184,62 @@ def pack_blob(sources):
             keep.append(arr)
             flat = arr.reshape(-1)
             ptrs[i] = &flat[0]
-        size = ssdf_blob_size(g, 0)
+        size = ssdf_blob_size(g, srcp != NULL)
         out = _aligned_empty(size)
         out_view = out
         with nogil:
-            ssdf_blob_write(g, ptrs, NULL, &out_view[0])
+            ssdf_blob_write(g, ptrs, srcp, &out_view[0])
         return out
     finally:
         free(ptrs)
+
+
+cdef list _qu8_source(qu8, ssdf_qu8_source *src):
+    """Fill ``src`` from ``qu8``, a mapping: ``input_inv_scale``,
+    ``input_zero`` and ``layers``, one mapping per layer of the model with
+    ``weights`` (int8, the float tensor's source shape), ``bias`` (int32
+    [out_c]), ``scale`` (float32 [out_c]) and the output stage's
+    ``in_zero``, ``out_zero``, ``out_lo``, ``out_hi``, ``res_zero``,
+    ``res_scale``, ``f32_out``. Returns the arrays ``src`` points into (keep
+    them alive). The values are checked when the blob is opened."""
+    cdef const ssdf_model *g = _model
+    cdef const int8_t[::1] wv
+    cdef const int32_t[::1] bv
+    cdef const float[::1] sv
+    layers = qu8["layers"]
+    if len(layers) != g.n_layers:
+        raise ValueError(f"qu8: expected {g.n_layers} layers, got {len(layers)}")
+    src.input_inv_scale = float(qu8["input_inv_scale"])
+    src.input_zero = int(qu8["input_zero"])
+    keep = []
+    for l in range(g.n_layers):
+        L = &g.layers[l]
+        q = layers[l]
+        t = &g.tensors[L.weight]
+        shape = tuple(t.shape[d] for d in range(t.ndim))
+        w = np.ascontiguousarray(q["weights"])
+        b = np.ascontiguousarray(q["bias"])
+        sc = np.ascontiguousarray(q["scale"])
+        if w.dtype != np.int8 or w.shape != shape:
+            raise ValueError(f"qu8 layer {l}: weights must be int8 {shape}, got {w.dtype} {w.shape}")
+        if b.dtype != np.int32 or b.shape != (L.out_c,):
+            raise ValueError(f"qu8 layer {l}: bias must be int32 ({L.out_c},)")
+        if sc.dtype != np.float32 or sc.shape != (L.out_c,):
+            raise ValueError(f"qu8 layer {l}: scale must be float32 ({L.out_c},)")
+        keep += [w, b, sc]
+        wv = w.reshape(-1)
+        bv = b
+        sv = sc
+        src.weights[l] = &wv[0]
+        src.bias[l] = &bv[0]
+        src.scale[l] = &sv[0]
+        o = &src.out[l]
+        o.in_zero, o.out_zero = int(q["in_zero"]), int(q["out_zero"])
+        o.out_lo, o.out_hi = float(q["out_lo"]), float(q["out_hi"])
+        o.res = NULL
+        o.res_zero, o.res_scale = int(q["res_zero"]), float(q["res_scale"])
+        o.f32_out = int(bool(q["f32_out"]))
+    return keep
 
 
 def _aligned_empty(size_t nbytes):
@@ -424,101 +287,12 @@ def _check_image(image):
     return np.ascontiguousarray(image)
 
 
-def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
-    """Run one kernel on one HWC image. Weights in source (TFLite) layout;
-    they are packed with the same code the blob uses."""
-    cdef ssdf_tensor_spec spec
-    cdef ssdf_conv_params p
-    cdef const ssdf_kernel_table *table = _table_ptr(impl)
-    cdef ssdf_f32_conv_fn fn
-    cdef const float[::1] xv, wv, bv, rv
-    cdef float[::1] ov, sv
-    cdef const float *rp = NULL
-    cdef int k, n0, n1
-    cdef size_t m0, m1
-    x = _check_array(x, "x", np.float32, 3)
-    w = _check_array(w, "w", np.float32, 4)
-    b = _check_array(b, "b", np.float32, 1)
-    if stride not in (1, 2):
-        raise ValueError("stride must be 1 or 2")
-    h, wd, c = x.shape
-    if op == "dw":
-        if w.shape[0] != 1 or w.shape[1:] != (3, 3, c):
-            raise ValueError(f"depthwise weights must be [1,3,3,{c}], got {w.shape}")
-        cout, k, spec.kind, fn = c, 3, 3, table.f32_dw3x3
-    else:
-        cout, k = w.shape[0], w.shape[1]
-        if w.shape[3] != c or w.shape[1] != w.shape[2] or k not in (1, 3):
-            raise ValueError(f"weights must be [O,3,3,{c}] or [O,1,1,{c}], got {w.shape}")
-        if k == 1 and stride != 1:
-            raise ValueError("1x1 convolutions have stride 1")
-        spec.kind = 4 if k == 1 else 2
-        fn = table.f32_conv1x1 if k == 1 else table.f32_conv3x3
-    if b.shape[0] != cout:
-        raise ValueError(f"bias must have {cout} elements, got {b.shape[0]}")
-    spec.ndim = 4
-    for d in range(4):
-        spec.shape[d] = w.shape[d]
-    packed = np.empty(ssdf_packed_floats(&spec), dtype=np.float32)
-    wv = w.reshape(-1)
-    bv = b
-    ov = packed
-    ssdf_pack_tensor(&spec, &wv[0], &bv[0], &ov[0])
-
-    p.in_h, p.in_w, p.in_c = h, wd, c
-    p.out_h, p.out_w, p.out_c = ssdf_same_out(h, stride), ssdf_same_out(wd, stride), cout
-    p.stride, p.relu6 = stride, relu6
-    p.pad_top = ssdf_same_pad_before(h, p.out_h, k, stride)
-    p.pad_left = ssdf_same_pad_before(wd, p.out_w, k, stride)
-    out = np.full((p.out_h, p.out_w, cout), np.nan, dtype=np.float32)
-    if residual is not None:
-        if k != 1 or op == "dw":
-            raise ValueError("only 1x1 convolutions take a residual")
-        residual = _check_array(residual, "residual", np.float32, 3)
-        if residual.shape != out.shape:
-            raise ValueError(f"residual must have shape {out.shape}, got {residual.shape}")
-        rv = residual.reshape(-1)
-        rp = &rv[0]
-    scratch = np.empty(ssdf_f32_conv_scratch_floats(c), dtype=np.float32)
-    xv = x.reshape(-1)
-    wv = packed
-    ov = out.reshape(-1)
-    sv = scratch
-    # Optionally run the kernel piecewise, as threads do: `split` = (m_parts,
-    # n_parts) ranges of output pixels and of 16-channel panels.
-    m_parts, n_parts = split
-    M = p.out_h * p.out_w
-    panels = (cout + 15) // 16
-    for i in range(m_parts):
-        for j in range(n_parts):
-            m0, m1 = M * i // m_parts, M * (i + 1) // m_parts
-            n0, n1 = min(cout, panels * j // n_parts * 16), min(cout, panels * (j + 1) // n_parts * 16)
-            if m0 >= m1 or n0 >= n1:
-                continue
-            with nogil:
-                fn(&p, &xv[0], &wv[0], rp, &ov[0], m0, m1, n0, n1, &sv[0])
-    return out
-
-
-def conv2d(x, w, b, int stride=1, bint relu6=False, residual=None, str impl="scalar",
-           split=(1, 1)):
-    """3x3 (any stride) or 1x1 (stride 1) convolution with TF SAME padding.
-    ``x`` [H,W,Cin] float32, ``w`` OHWI, ``b`` [Cout]."""
-    return _conv("conv", x, w, b, stride, relu6, residual, impl, split)
-
-
-def depthwise_conv2d(x, w, b, int stride=1, bint relu6=False, str impl="scalar",
-                     split=(1, 1)):
-    """Depthwise 3x3 convolution with TF SAME padding; ``w`` is [1,3,3,C]."""
-    return _conv("dw", x, w, b, stride, relu6, None, impl, split)
-
-
 def resize_normalize(image, out_h=None, out_w=None, str impl=None):
     """uint8 image [H,W] or [H,W,C] (C in 1, 3, 4) -> float32 [out_h,out_w,3]
     normalised network input (see csrc/resize.h for the filter), computed
     with kernel set `impl` (default: the best this CPU runs)."""
     cdef const ssdf_kernel_table *table = (ssdf_kernels_best() if impl is None
-                                           else _table_ptr(impl))
+                                           else kernel_table(impl))
     cdef ssdf_error err
     cdef const unsigned char[:, ::1] rows
     cdef float[::1] ov
@@ -588,425 +362,58 @@ def postprocess(boxes, logits, anchors, float score_threshold, float iou_thresho
         free(scratch)
 
 
-def _view_pixels(image, int i):
-    """View i's pixels: (array to keep alive, height, width, channels, row
-    stride in bytes). A crop of a larger array is used in place when each
-    row's pixels are packed (any row stride); otherwise it is copied."""
-    where = f"view {i}: pixels"
-    _check_pixels(image, where, f"{where}: image is empty")
-    h, w = image.shape[0], image.shape[1]
-    c = 1 if image.ndim == 2 else image.shape[2]
-    st = image.strides
-    packed = (w == 1 or st[1] == c) and (image.ndim == 2 or c == 1 or st[2] == 1)
-    row_stride = st[0] if h > 1 else w * c
-    if not packed or row_stride < w * c:
-        image = np.ascontiguousarray(image)
-        row_stride = w * c
-    return image, h, w, c, row_stride
+# The C functions ssdface._testing calls through _core (see _core.pxd; kernel_table,
+# above, is one too).
+cdef const ssdf_model *model() noexcept nogil:
+    return _model
 
 
-def _view_rect(rect, int i):
-    """(x0, y0, x1, y1): integers, a non-empty rectangle inside the input."""
-    try:
-        ok = len(rect) == 4 and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-            for v in rect)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise TypeError(f"view {i}: the destination must be four integers (x0, y0, x1, y1), "
-                        f"got {rect!r}")
-    x0, y0, x1, y1 = (int(v) for v in rect)
-    if not (0 <= x0 < x1 <= _IN_W and 0 <= y0 < y1 <= _IN_H):
-        raise ValueError(f"view {i}: the destination (x0, y0, x1, y1) = {(x0, y0, x1, y1)} must "
-                         f"be a non-empty rectangle inside the {_IN_W}x{_IN_H} input "
-                         f"(0 <= x0 < x1 <= {_IN_W}, 0 <= y0 < y1 <= {_IN_H})")
-    return x0, y0, x1, y1
+cdef int same_out(int inp, int stride) noexcept nogil:
+    return ssdf_same_out(inp, stride)
 
 
-def _box_size(size, int i):
-    try:
-        ok = len(size) == 2 and all(isinstance(v, (int, float, np.integer, np.floating))
-                                    and not isinstance(v, (bool, np.bool_)) for v in size)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise TypeError(f"box_sizes[{i}] must be a (width, height) pair, got {size!r}")
-    bw, bh = float(size[0]), float(size[1])
-    if not (0 < bw < 3.0e38 and 0 < bh < 3.0e38):
-        raise ValueError(f"box_sizes[{i}] must be finite and positive, got {size!r}")
-    return bw, bh
+cdef int same_pad_before(int inp, int out, int k, int stride) noexcept nogil:
+    return ssdf_same_pad_before(inp, out, k, stride)
 
 
-# Every live engine, so that a forked child can give each a fresh lock.
-_live_engines = weakref.WeakSet()
+cdef size_t packed_floats(const ssdf_tensor_spec *t) noexcept nogil:
+    return ssdf_packed_floats(t)
 
 
-def _after_fork_in_child():
-    # The child has one thread. An engine lock held at fork() time by another
-    # thread of the parent (inside detect) would never be released here; the
-    # C thread pool restarts its workers by itself on the child's first call.
-    for engine in list(_live_engines):
-        engine._reset_lock()
+cdef void pack_tensor(const ssdf_tensor_spec *t, const float *src, const float *bias,
+                      float *dst) noexcept nogil:
+    ssdf_pack_tensor(t, src, bias, dst)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+cdef size_t qu8_gemm_bytes(size_t n, size_t k) noexcept nogil:
+    return ssdf_qu8_gemm_bytes(n, k)
 
 
-cdef class Engine:
-    """A validated blob plus its activation arena. Calls on one engine are
-    serialised by a lock (the arena is shared), and run without the GIL."""
-
-    cdef ssdf_engine *_engine
-    cdef object _buffer
-    cdef object _lock
-    cdef object __weakref__
-
-    def __cinit__(self, buffer, int num_threads=1):
-        cdef const uint8_t[::1] view
-        cdef ssdf_error err
-        cdef int rc
-        self._engine = NULL
-        view = memoryview(buffer).cast("B")
-        if view.shape[0] == 0:
-            raise BlobError("the weights blob is empty")
-        rc = ssdf_engine_create(&self._engine, _model, &view[0], view.shape[0], num_threads, &err)
-        if rc:
-            raise_error(rc, &err)
-        # The engine reads weights from the buffer in place: hold an export
-        # of it so that it cannot be freed under us.
-        self._buffer = memoryview(buffer)
-        self._lock = threading.Lock()
-        _live_engines.add(self)
-
-    def _reset_lock(self):
-        self._lock = threading.Lock()
-
-    cdef ssdf_engine *_live(self) except NULL:
-        if self._engine == NULL:
-            raise ValueError("this detector is closed")
-        return self._engine
-
-    def close(self):
-        """Stop the worker threads and free the arena and weights now
-        (idempotent); any later call raises ValueError."""
-        with self._lock:
-            if self._engine != NULL:
-                ssdf_engine_destroy(self._engine)
-                self._engine = NULL
-            self._buffer = None
-
-    @property
-    def closed(self):
-        return self._engine == NULL
-
-    def blob_bytes(self):
-        """A copy of the validated blob this engine runs on."""
-        self._live()
-        return bytes(self._buffer)
-
-    def __dealloc__(self):
-        if self._engine != NULL:
-            ssdf_engine_destroy(self._engine)
-            self._engine = NULL
-
-    @property
-    def info(self):
-        """Blob header facts: version, tensor count, sizes, checksum, model name."""
-        cdef const ssdf_blob_info *i = ssdf_engine_info(self._live())
-        return dict(version=i.version, tensor_count=i.tensor_count,
-                    payload_size=i.payload_size, file_size=i.file_size,
-                    checksum=i.checksum, model_name=i.model_name.decode())
-
-    @property
-    def num_threads(self):
-        return ssdf_engine_threads(self._live())
-
-    @property
-    def arena_bytes(self):
-        return ssdf_engine_arena_bytes(self._live())
-
-    @property
-    def kernels(self):
-        """Name of the kernel table in use."""
-        return ssdf_engine_kernels(self._live()).name.decode()
-
-    @kernels.setter
-    def kernels(self, str name):
-        cdef const ssdf_kernel_table *t = _table_ptr(name)
-        cdef ssdf_error err
-        cdef int rc = 0
-        with self._lock:
-            rc = ssdf_engine_set_kernels(self._live(), t, &err)
-        if rc:
-            raise_error(rc, &err)
-
-    def profile(self, x, int repeats=1):
-        """Per-layer wall time in seconds (summed over `repeats` forwards of
-        one image ``x`` [1, *INPUT_SHAPE]), in layer-table order."""
-        cdef const float[::1] xv
-        cdef float[::1] bv, lv
-        cdef double[::1] tv
-        cdef ssdf_error err
-        cdef int rc = 0, i
-        cdef ssdf_engine *e
-        x = _check_array(x, "x", np.float32, 4)
-        if x.shape != (1, _IN_H, _IN_W, _IN_C):
-            raise ValueError(f"x must have shape [1, {_IN_H}, {_IN_W}, {_IN_C}]")
-        times = np.zeros(len(layers()), dtype=np.float64)
-        boxes = np.empty(_ANCHORS * _BOX, dtype=np.float32)
-        logits = np.empty(_ANCHORS * _CLASSES, dtype=np.float32)
-        xv, bv, lv, tv = x.reshape(-1), boxes, logits, times
-        with self._lock:
-            e = self._live()
-            for i in range(repeats):
-                with nogil:
-                    rc = ssdf_engine_profile(e, &xv[0], &bv[0], &lv[0], &tv[0], &err)
-                if rc:
-                    break
-                PyErr_CheckSignals()
-        if rc:
-            raise_error(rc, &err)
-        return times
-
-    def source_tensors(self):
-        """Every weight tensor back in its source (TFLite, .npy) layout, as a
-        dict name -> float32 array, unpacked from the validated blob."""
-        cdef const ssdf_model *g = _model
-        cdef float[::1] ov
-        out = {}
-        for i in range(g.n_tensors):
-            t = &g.tensors[i]
-            arr = np.empty(ssdf_source_floats(t), dtype=np.float32)
-            ov = arr
-            ssdf_unpack_tensor(t, ssdf_engine_tensor(self._live(), i), &ov[0])
-            out[t.name.decode()] = arr.reshape(tuple(t.shape[d] for d in range(t.ndim)))
-        return out
-
-    def anchors(self):
-        """Anchors (yc, xc, h, w), float32 [NUM_ANCHORS, 4]."""
-        cdef const float *a = ssdf_engine_anchors(self._live())
-        return np.asarray(<const float[:_ANCHORS * 4]>a).reshape(_ANCHORS, 4).copy()
-
-    def forward(self, x):
-        """float32 [N, *INPUT_SHAPE] -> (float32 [N, NUM_ANCHORS, 4], float32
-        [N, NUM_ANCHORS, classes])."""
-        cdef const float[:, ::1] xv
-        cdef float[:, ::1] bv, lv
-        cdef ssdf_error err
-        cdef int rc = 0, i, n
-        cdef ssdf_engine *e
-        x = _check_array(x, "x", np.float32, 4)
-        if x.shape[1:] != (_IN_H, _IN_W, _IN_C):
-            raise ValueError(f"x must have shape [N, {_IN_H}, {_IN_W}, {_IN_C}], "
-                             f"got {list(x.shape)}")
-        n = x.shape[0]
-        xv = x.reshape(n, -1)
-        boxes = np.empty((n, _ANCHORS, _BOX), dtype=np.float32)
-        logits = np.empty((n, _ANCHORS, _CLASSES), dtype=np.float32)
-        bv = boxes.reshape(n, -1)
-        lv = logits.reshape(n, -1)
-        with self._lock:
-            e = self._live()
-            # Chunks of images (one image at a time on one thread; a few per
-            # thread otherwise, each thread running whole images): between
-            # chunks Ctrl-C (or any signal handler) acts, where a large batch
-            # would otherwise hold it off until the end.
-            chunk = self._chunk(e)
-            for i in range(0, n, chunk):
-                m = min(chunk, n - i)
-                with nogil:
-                    rc = ssdf_engine_forward_batch(e, &xv[i, 0], m, &bv[i, 0], &lv[i, 0], &err)
-                if rc:
-                    break
-                PyErr_CheckSignals()
-        if rc:
-            raise_error(rc, &err)
-        return boxes, logits
-
-    cdef int _chunk(self, ssdf_engine *e):
-        """Images per engine call of a batch: 1 on one thread, else 4 per
-        thread (the batch runs one image per thread)."""
-        cdef int t = ssdf_engine_threads(e)
-        return 1 if t == 1 else 4 * t
-
-    def detect_views(self, views, float score_threshold, float iou_threshold, int max_faces,
-                     box_sizes=None):
-        """Faces in views: each ``(pixels, (x0, y0, x1, y1))`` resizes
-        ``pixels`` (uint8 [H,W] or [H,W,C], C in 1, 3, 4; a strided crop of a
-        larger array is read in place when its rows' pixels are packed) into
-        columns x0..x1-1 and rows y0..y1-1 of the network input, the
-        rest of it mid-grey (0.0), then detects. Returns one float64 [k, 6]
-        array per view (see postprocess), boxes in network-input pixels, or
-        in pixels of a (width, height) frame laid over the whole input when
-        ``box_sizes`` gives one per view (a whole image's size: the boxes of
-        detect). A third item ``True`` mirrors the built input left-right
-        (the rectangle too); that view's boxes are as found in the mirrored
-        input. On 2 threads or more, batches run one view per thread."""
-        cdef ssdf_view *cv = NULL
-        cdef ssdf_face *faces = NULL
-        cdef int *counts = NULL
-        cdef ssdf_error err
-        cdef int rc = 0, n, i, j, m, chunk
-        cdef ssdf_engine *e
-        if not isinstance(views, (list, tuple)):
-            raise TypeError(f"views must be a list of (pixels, (x0, y0, x1, y1)), got "
-                            f"{type(views).__name__}")
-        n = len(views)
-        if n == 0:
-            raise ValueError("views is empty")
-        if max_faces < 1:
-            raise ValueError("max_faces must be >= 1")
-        max_faces = min(max_faces, _ANCHORS)
-        if box_sizes is not None and len(box_sizes) != n:
-            raise ValueError(f"box_sizes has {len(box_sizes)} entries for {n} views")
-        keep = []
-        cv = <ssdf_view *>malloc(sizeof(ssdf_view) * n)
-        if cv == NULL:
-            raise MemoryError()
-        try:
-            for i in range(n):
-                item = views[i]
-                if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-                    raise TypeError(f"view {i}: expected (pixels, (x0, y0, x1, y1)[, flip]), "
-                                    f"got {type(item).__name__}")
-                flip = item[2] if len(item) == 3 else False
-                if not isinstance(flip, (bool, np.bool_)):
-                    raise TypeError(f"view {i}: flip must be a bool, got {type(flip).__name__}")
-                image, h, w, c, stride = _view_pixels(item[0], i)
-                x0, y0, x1, y1 = _view_rect(item[1], i)
-                bw, bh = (0.0, 0.0) if box_sizes is None else _box_size(box_sizes[i], i)
-                keep.append(image)
-                cv[i].pixels = <const unsigned char *><uintptr_t>image.ctypes.data
-                cv[i].height, cv[i].width, cv[i].channels, cv[i].row_stride = h, w, c, stride
-                cv[i].x0, cv[i].y0, cv[i].x1, cv[i].y1 = x0, y0, x1, y1
-                cv[i].box_width, cv[i].box_height = bw, bh
-                cv[i].flip = 1 if flip else 0
-            out = []
-            with self._lock:
-                e = self._live()
-                chunk = min(self._chunk(e), n)
-                faces = <ssdf_face *>malloc(sizeof(ssdf_face) * max_faces * chunk)
-                counts = <int *>malloc(sizeof(int) * chunk)
-                if faces == NULL or counts == NULL:
-                    raise MemoryError()
-                for i in range(0, n, chunk):
-                    m = min(chunk, n - i)
-                    with nogil:
-                        rc = ssdf_engine_detect_views(e, &cv[i], m, score_threshold,
-                                                      iou_threshold, max_faces, faces, counts,
-                                                      &err)
-                    if rc:
-                        break
-                    for j in range(m):
-                        out.append(_faces_array(faces + <size_t>j * max_faces, counts[j]))
-                    PyErr_CheckSignals()
-            if rc:
-                raise_error(rc, &err)
-            return out
-        finally:
-            free(cv)
-            free(faces)
-            free(counts)
-
-    def detect(self, image, float score_threshold, float iou_threshold, int max_faces):
-        """uint8 image [H,W] / [H,W,C] -> float64 [n, 6] faces (see postprocess)."""
-        cdef const unsigned char[:, ::1] rows
-        cdef ssdf_face *faces
-        cdef ssdf_error err
-        cdef int rc = 0, n = 0, h, w, c
-        cdef ssdf_engine *e
-        image = _check_image(image)
-        if max_faces < 1:
-            raise ValueError("max_faces must be >= 1")
-        max_faces = min(max_faces, _ANCHORS)  # no more boxes exist
-        h, w = image.shape[0], image.shape[1]
-        c = 1 if image.ndim == 2 else image.shape[2]
-        rows = image.reshape(h, -1)
-        faces = <ssdf_face *>malloc(sizeof(ssdf_face) * max_faces)
-        if faces == NULL:
-            raise MemoryError()
-        try:
-            with self._lock:
-                e = self._live()
-                with nogil:
-                    rc = ssdf_engine_detect(e, &rows[0, 0], h, w, c, w * c,
-                                            score_threshold, iou_threshold, max_faces,
-                                            faces, &n, &err)
-            if rc:
-                raise_error(rc, &err)
-            return _faces_array(faces, n)
-        finally:
-            free(faces)
+cdef size_t qu8_dw_bytes(size_t n) noexcept nogil:
+    return ssdf_qu8_dw_bytes(n)
 
 
-def _fused_block(str impl, int first, int seed=0):
-    """The fused block starting at layer ``first`` run on random inputs and
-    weights two ways with kernel set ``impl``: by its block kernel, and
-    layer by layer by its conv kernels. Returns (fused, unfused) outputs."""
-    cdef const ssdf_kernel_table *table = _table_ptr(impl)
-    cdef ssdf_f32_block blk
-    cdef const ssdf_layer *L
-    cdef ssdf_f32_conv_fn fn
-    cdef ssdf_conv_params p
-    cdef const float[::1] wv, bv, xv, rv
-    cdef float[::1] pv, ov, sv
-    cdef const float *wp[3]
-    cdef const float *ins[3]
-    cdef float *outs[3]
-    cdef int i
-    if table.f32_block == NULL:
-        raise ValueError(f"kernel set {impl!r} has no fused block kernel")
-    if not (0 <= first and first + 2 < _model.n_layers):
-        raise ValueError(f"no block starts at layer {first}")
-    blk = ssdf_block_shape(_model, first)
-    rng = np.random.default_rng(seed)
-    keep = []
-    for i in range(3):
-        L = &_model.layers[first + i]
-        spec = &_model.tensors[L.weight]
-        shape = tuple(spec.shape[d] for d in range(spec.ndim))
-        fan_in = int(np.prod(shape[1:])) if L.op != 2 else 9
-        w = rng.normal(0, 1.0 / np.sqrt(fan_in), shape).astype(np.float32).reshape(-1)
-        b = rng.normal(0, 0.1, L.out_c).astype(np.float32)
-        packed = np.empty(ssdf_packed_floats(spec), dtype=np.float32)
-        wv, bv, pv = w, b, packed
-        ssdf_pack_tensor(spec, &wv[0], &bv[0], &pv[0])
-        keep.append(packed)
-        wp[i] = &pv[0]
-    x = rng.uniform(-1, 1, (blk.producer.in_h, blk.producer.in_w, blk.producer.in_c))
-    x = x.astype(np.float32)
-    xv = x.reshape(-1)
-    oshape = (blk.project.out_h, blk.project.out_w, blk.project.out_c)
-    res = None
-    if _model.layers[first + 2].res != -1:
-        res = rng.uniform(-1, 1, oshape).astype(np.float32)
-        rv = res.reshape(-1)
-    fused = np.full(oshape, np.nan, dtype=np.float32)
-    ov = fused.reshape(-1)
-    blk.in_, blk.out = &xv[0], &ov[0]
-    blk.w_producer, blk.w_dw, blk.w_project = wp[0], wp[1], wp[2]
-    blk.res = &rv[0] if res is not None else NULL
-    scratch = np.empty(ssdf_f32_block_scratch_floats(&blk), dtype=np.float32)
-    sv = scratch
-    with nogil:
-        table.f32_block(&blk, 0, blk.dw.out_h, &sv[0])
-    mids = [np.full((q.out_h, q.out_w, q.out_c), np.nan, dtype=np.float32)
-            for q in (blk.producer, blk.dw)]
-    unfused = np.full(oshape, np.nan, dtype=np.float32)
-    scratch = np.empty(ssdf_f32_conv_scratch_floats(blk.producer.in_c), dtype=np.float32)
-    sv = scratch
-    ins[0] = &xv[0]
-    for i, arr in enumerate((mids[0], mids[1], unfused)):
-        ov = arr.reshape(-1)
-        outs[i] = &ov[0]
-        if i > 0:
-            ins[i] = outs[i - 1]
-    for i in range(3):
-        L = &_model.layers[first + i]
-        p = blk.producer if i == 0 else (blk.dw if i == 1 else blk.project)
-        fn = (table.f32_conv3x3 if L.op == 1 else table.f32_dw3x3 if L.op == 2 else table.f32_conv1x1)
-        fn(&p, ins[i], wp[i], blk.res if i == 2 else NULL, outs[i], 0,
-           <size_t>p.out_h * p.out_w, 0, p.out_c, &sv[0])
-    return fused, unfused
+cdef void pack_qu8_gemm(const int8_t *w, const int32_t *bias, const float *scale, size_t n,
+                        size_t k, uint8_t *dst) noexcept nogil:
+    ssdf_pack_qu8_gemm(w, bias, scale, n, k, dst)
+
+
+cdef void pack_qu8_dw(const int8_t *w, const int32_t *bias, const float *scale, size_t n,
+                      uint8_t *dst) noexcept nogil:
+    ssdf_pack_qu8_dw(w, bias, scale, n, dst)
+
+
+cdef int plan_build(const ssdf_model *m, int fuse, ssdf_plan *p) noexcept nogil:
+    return ssdf_plan_build(m, fuse, p)
+
+
+cdef ssdf_f32_block block_shape(const ssdf_model *m, int first) noexcept nogil:
+    return ssdf_block_shape(m, first)
+
+
+cdef uint64_t xxh64(const void *data, size_t n, uint64_t seed) noexcept nogil:
+    return ssdf_xxh64(data, n, seed)
+
+
+# The engine: a validated blob, its arena and threads (the Engine type).
+include "_engine.pxi"

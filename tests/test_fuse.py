@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ssdface import _core
+from ssdface import _core, _testing
 
 BOXES, CLASSES, SPILL0, SPILL1 = 17, 18, 8, 9
 
@@ -20,7 +20,7 @@ def layers():
 
 @pytest.fixture(scope="module")
 def fused_steps():
-    return [first for first, count in _core.plan()["steps"] if count == 3]
+    return [first for first, count in _testing.plan()["steps"] if count == 3]
 
 
 def test_fused_blocks_are_producer_depthwise_project(layers, fused_steps):
@@ -68,7 +68,7 @@ def test_the_rule_is_the_graph_not_block_numbers(layers, fused_steps):
 
 
 def test_unfused_plan_has_no_blocks_and_no_spill():
-    p = _core.plan(fuse=False)
+    p = _testing.plan(fuse=False)
     assert all(count == 1 for _, count in p["steps"])
     assert p["spill"] == [0, 0]
     assert len(p["steps"]) == len(_core.layers())
@@ -77,7 +77,7 @@ def test_unfused_plan_has_no_blocks_and_no_spill():
 @pytest.mark.parametrize("isa", [i for i in _core.kernel_sets() if i != "reference"])
 def test_fused_block_equals_its_layers(isa, fused_steps):
     for first in fused_steps:
-        fused, unfused = _core._fused_block(isa, first, seed=first)
+        fused, unfused = _testing.fused_block(isa, first, seed=first)
         assert np.isfinite(fused).all()
         # Same kernels, same sums in the same order: the same bits.
         np.testing.assert_array_equal(fused, unfused, err_msg=f"{isa}: block at layer {first}")
@@ -85,4 +85,4 @@ def test_fused_block_equals_its_layers(isa, fused_steps):
 
 def test_fused_block_needs_a_block_kernel(fused_steps):
     with pytest.raises(ValueError, match="no fused block kernel"):
-        _core._fused_block("reference", fused_steps[0])
+        _testing.fused_block("reference", fused_steps[0])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import reference
 
-from ssdface import _core
+from ssdface import _core, _testing
 
 FAST = [name for name in _core.kernel_sets() if name != "reference"]  # every variant this CPU runs
 TOL = 1e-5  # relative L2, float32 fast path vs reference
@@ -35,8 +35,8 @@ CONV_SHAPES = [(1, 1, 3, 5), (7, 5, 3, 32), (10, 9, 17, 70), (6, 6, 64, 130), (3
 def test_conv3x3(impl, stride, relu6, shape):
     rng = np.random.default_rng(hash((shape, stride, relu6)) % 2**32)
     x, w, b = random_case(rng, *shape, k=3)
-    fast = _core.conv2d(x, w, b, stride, relu6, impl=impl)
-    ref = _core.conv2d(x, w, b, stride, relu6, impl="reference")
+    fast = _testing.conv2d(x, w, b, stride, relu6, impl=impl)
+    ref = _testing.conv2d(x, w, b, stride, relu6, impl="reference")
     npref = reference.conv2d_same(x.astype(np.float64), w.astype(np.float64), b, stride, relu6)
     assert fast.shape == npref.shape
     assert reference.rel_l2(fast, ref) <= TOL
@@ -54,8 +54,8 @@ def test_depthwise3x3(impl, stride, relu6, hwc):
     x = rng.uniform(-3, 3, (h, w_, c)).astype(np.float32)
     w = rng.standard_normal((1, 3, 3, c)).astype(np.float32)
     b = rng.uniform(-1, 1, c).astype(np.float32)
-    fast = _core.depthwise_conv2d(x, w, b, stride, relu6, impl=impl)
-    ref = _core.depthwise_conv2d(x, w, b, stride, relu6, impl="reference")
+    fast = _testing.depthwise_conv2d(x, w, b, stride, relu6, impl=impl)
+    ref = _testing.depthwise_conv2d(x, w, b, stride, relu6, impl="reference")
     npref = reference.depthwise_conv2d_same(x.astype(np.float64), w.astype(np.float64), b,
                                             stride, relu6)
     assert fast.shape == npref.shape
@@ -74,8 +74,8 @@ def test_conv1x1(impl, relu6, residual, shape):
     res = None
     if residual:
         res = rng.uniform(-2, 2, (shape[0], shape[1], shape[3])).astype(np.float32)
-    fast = _core.conv2d(x, w, b, 1, relu6, residual=res, impl=impl)
-    ref = _core.conv2d(x, w, b, 1, relu6, residual=res, impl="reference")
+    fast = _testing.conv2d(x, w, b, 1, relu6, residual=res, impl=impl)
+    ref = _testing.conv2d(x, w, b, 1, relu6, residual=res, impl="reference")
     expect = reference.conv2d_same(x.astype(np.float64), w.astype(np.float64), b, 1, False)
     if residual:
         expect = expect + res
@@ -118,7 +118,7 @@ def test_real_weights(weights_dir, impl, layer):
     x = rng.uniform(0, 6 if shape[2] > 3 else 1, shape).astype(np.float32)
     if shape[2] == 3:
         x = x * 2 - 1
-    run = _core.depthwise_conv2d if kind == "dw" else _core.conv2d
+    run = _testing.depthwise_conv2d if kind == "dw" else _testing.conv2d
     fast = run(x, w, b, stride, relu6, impl=impl)
     ref = run(x, w, b, stride, relu6, impl="reference")
     assert reference.rel_l2(fast, ref) <= TOL
@@ -129,19 +129,19 @@ def test_kernel_arguments_are_checked():
     w = np.zeros((8, 3, 3, 3), np.float32)
     b = np.zeros(8, np.float32)
     with pytest.raises(ValueError, match="weights"):
-        _core.conv2d(x, np.zeros((8, 3, 3, 4), np.float32), b)
+        _testing.conv2d(x, np.zeros((8, 3, 3, 4), np.float32), b)
     with pytest.raises(ValueError, match="bias"):
-        _core.conv2d(x, w, np.zeros(7, np.float32))
+        _testing.conv2d(x, w, np.zeros(7, np.float32))
     with pytest.raises(TypeError, match="float32"):
-        _core.conv2d(x.astype(np.float64), w, b)
+        _testing.conv2d(x.astype(np.float64), w, b)
     with pytest.raises(ValueError, match="stride"):
-        _core.conv2d(x, w, b, stride=3)
+        _testing.conv2d(x, w, b, stride=3)
     with pytest.raises(ValueError, match="stride 1"):
-        _core.conv2d(x, np.zeros((8, 1, 1, 3), np.float32), b, stride=2)
+        _testing.conv2d(x, np.zeros((8, 1, 1, 3), np.float32), b, stride=2)
     with pytest.raises(ValueError, match="residual"):
-        _core.conv2d(x, np.zeros((8, 1, 1, 3), np.float32), b, residual=np.zeros((4, 4, 7),
+        _testing.conv2d(x, np.zeros((8, 1, 1, 3), np.float32), b, residual=np.zeros((4, 4, 7),
                                                                                   np.float32))
     with pytest.raises(ValueError, match="unknown kernel set"):
-        _core.conv2d(x, w, b, impl="nope")
+        _testing.conv2d(x, w, b, impl="nope")
     with pytest.raises(ValueError, match="depthwise"):
-        _core.depthwise_conv2d(x, np.zeros((1, 3, 3, 4), np.float32), np.zeros(4, np.float32))
+        _testing.depthwise_conv2d(x, np.zeros((1, 3, 3, 4), np.float32), np.zeros(4, np.float32))

@@ -28,6 +28,25 @@ def test_layer_table_matches_model_doc():
     assert len(residual) == 10  # blocks 2, 4, 5, 7, 8, 9, 11, 12, 14, 15
 
 
+def test_layer_scopes_name_the_weights():
+    """Each layer's TF scope (what the exporters name its activation after)
+    names its weight tensors as the converter wrote them: '/' as '_', then
+    the variable."""
+    layers = _core.layers()
+    scopes = [L["scope"] for L in layers]
+    assert len(set(scopes)) == len(scopes)
+    assert scopes[0] == "FeatureExtractor/MobilenetV2/Conv"
+    assert "FeatureExtractor/MobilenetV2/expanded_conv_13/expand" in scopes
+    assert "BoxPredictor_5/ClassPredictor" in scopes
+    for L in layers:
+        prefix = L["scope"].replace("/", "_")
+        if L["op"] == "depthwise3x3":
+            assert (L["weight"], L["bias"]) == (prefix + "_depthwise_weights",
+                                                prefix + "_depthwise_bias")
+        else:
+            assert (L["weight"], L["bias"]) == (prefix + "_weights", prefix + "_Conv2D_bias")
+
+
 def test_anchors(detector):
     np.testing.assert_allclose(detector.anchors(), reference.anchors_reference(), atol=1e-6)
 

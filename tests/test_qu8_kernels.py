@@ -10,7 +10,7 @@ import pytest
 
 from ssdface import _core, _testing
 
-from .qu8_reference import qu8_conv as np_qu8_conv
+from qu8_reference import qu8_conv as np_qu8_conv
 
 QU8_FAST = [name for name in _core.kernel_sets(dtype="qu8") if name != "reference"]
 
@@ -115,16 +115,17 @@ def test_variant_on_network_sizes(isa):
 
 
 def test_rounding_ties_go_to_even():
-    """f = acc * 0.5 lands on .5 for odd sums: 0.5 -> 0, 1.5 -> 2, -0.5 -> -0,
-    as np.rint; every variant the same."""
-    x = np.arange(0, 16, dtype=np.uint8).reshape(1, 16, 1)
+    """f = acc * 0.5 lands on .5 for odd sums and rounds half to even, as
+    np.rint; every variant the same."""
+    x = (np.arange(0, 16, dtype=np.uint8) * 2 + 1).reshape(1, 16, 1)
     w = np.ones((1, 1, 1, 1), dtype=np.int8)
-    case = dict(op="conv", x=x, w=w, bias=np.array([-7], np.int32),
+    case = dict(op="conv", x=x, w=w, bias=np.array([-8], np.int32),
                 scale=np.array([0.5], np.float32), stride=1, in_zero=0, out_zero=100,
                 out_lo=-100.0, out_hi=155.0, f32_out=False)
     want = np_qu8_conv("conv", x, w, case["bias"], case["scale"], out_zero=100, out_lo=-100.0,
                        out_hi=155.0)
-    assert list(want.ravel()[:6]) == [96, 97, 98, 98, 100, 100]  # -3.5 -2.5 -1.5 -0.5 0.5 1.5
+    # sums -7, -5, -3, -1, 1, 3: f = -3.5 -2.5 -1.5 -0.5 0.5 1.5 -> -4 -2 -2 0 0 2
+    assert list(want.ravel()[:6]) == [96, 98, 98, 100, 100, 102]
     for isa in ["reference", *QU8_FAST]:
         np.testing.assert_array_equal(run(case, isa), want)
 
@@ -132,7 +133,7 @@ def test_rounding_ties_go_to_even():
 def test_bad_arguments_are_refused():
     rng = np.random.default_rng(4)
     case = random_case(rng, "conv", 1, 2, 2, 4, 4, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         run({**case, "x": case["x"].astype(np.float32)}, "reference")
     with pytest.raises(ValueError):
         run({**case, "w": case["w"][:, :, :, :3]}, "reference")

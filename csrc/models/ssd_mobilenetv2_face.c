@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PREFIX "FeatureExtractor_MobilenetV2_"
+#define PREFIX "FeatureExtractor/MobilenetV2/"
 
 /* MobileNetV2 inverted residual blocks 0..16: expansion width (0 = no expand
  * layer), output channels and depthwise stride. */
@@ -46,14 +46,33 @@ static int add_tensor(ssdf_model *g, const char *name, int kind, int ndim, int d
     return g->n_tensors++;
 }
 
+/* The names of a layer's weight tensors (the .npy files), as the converter
+ * named the source model's variables: the layer's TF scope with '/' written
+ * '_', then "_weights" and "_Conv2D_bias" ("_depthwise_weights" and
+ * "_depthwise_bias" for a depthwise layer). */
+_Static_assert(SSDF_LAYER_SCOPE_MAX - 1 + sizeof "_depthwise_weights" <= SSDF_TENSOR_NAME_MAX,
+               "every scope's tensor names fit a tensor name");
+static void tensor_names(const char *scope, int depthwise, char *weights, char *bias) {
+    char prefix[SSDF_LAYER_SCOPE_MAX];
+    snprintf(prefix, sizeof prefix, "%s", scope);
+    for (char *c = prefix; *c; c++)
+        if (*c == '/') *c = '_';
+    snprintf(weights, SSDF_TENSOR_NAME_MAX, "%s%s", prefix,
+             depthwise ? "_depthwise_weights" : "_weights");
+    snprintf(bias, SSDF_TENSOR_NAME_MAX, "%s%s", prefix,
+             depthwise ? "_depthwise_bias" : "_Conv2D_bias");
+}
+
 /* Append a layer reading the current activation (and adding `res`, a value,
- * when not SSDF_VALUE_NONE). `weights`/`bias` are tensor names; the layer's
- * output becomes the current activation unless it goes to a model output. */
+ * when not SSDF_VALUE_NONE), named by its TF scope (which names its weight
+ * tensors: tensor_names); the layer's output becomes the current activation
+ * unless it goes to a model output. */
 static ssdf_layer *add_layer(builder *b, int op, int out_c, int stride, int relu6, int output,
-                             int res, const char *weights, const char *bias) {
+                             int res, const char *scope) {
     ssdf_model *g = b->g;
     ssdf_layer *L = &g->layers[g->n_layers++];
     int k = op == SSDF_OP_CONV1X1 ? 1 : 3;
+    char weights[SSDF_TENSOR_NAME_MAX], bias[SSDF_TENSOR_NAME_MAX];
     memset(L, 0, sizeof *L);
     L->op = op;
     L->stride = stride;
@@ -69,6 +88,8 @@ static ssdf_layer *add_layer(builder *b, int op, int out_c, int stride, int relu
     L->src = b->cur;
     L->output = output;
     L->res = res;
+    snprintf(L->scope, sizeof L->scope, "%s", scope);
+    tensor_names(L->scope, op == SSDF_OP_DW3X3, weights, bias);
     switch (op) {
     case SSDF_OP_CONV3X3:
         L->weight = add_tensor(g, weights, SSDF_KIND_CONV3X3, 4, out_c, 3, 3, b->c);
@@ -115,24 +136,22 @@ static int set_grid(ssdf_anchor_grid *a, int i, int size) {
 }
 
 static void add_heads(builder *b, int i) {
-    char wname[SSDF_TENSOR_NAME_MAX], bname[SSDF_TENSOR_NAME_MAX];
+    char scope[SSDF_LAYER_SCOPE_MAX];
     ssdf_layer *L;
     const int anchors = set_grid(&b->g->grids[i], i, b->h);
     b->g->n_grids = i + 1;
-    snprintf(wname, sizeof wname, "BoxPredictor_%d_BoxEncodingPredictor_weights", i);
-    snprintf(bname, sizeof bname, "BoxPredictor_%d_BoxEncodingPredictor_Conv2D_bias", i);
-    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 4, 1, 0, SSDF_OUTPUT_BOXES, SSDF_VALUE_NONE, wname, bname);
+    snprintf(scope, sizeof scope, "BoxPredictor_%d/BoxEncodingPredictor", i);
+    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 4, 1, 0, SSDF_OUTPUT_BOXES, SSDF_VALUE_NONE, scope);
     L->output_offset = (size_t)b->anchor_offset * 4;
-    snprintf(wname, sizeof wname, "BoxPredictor_%d_ClassPredictor_weights", i);
-    snprintf(bname, sizeof bname, "BoxPredictor_%d_ClassPredictor_Conv2D_bias", i);
-    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 2, 1, 0, SSDF_OUTPUT_CLASSES, SSDF_VALUE_NONE, wname, bname);
+    snprintf(scope, sizeof scope, "BoxPredictor_%d/ClassPredictor", i);
+    L = add_layer(b, SSDF_OP_CONV1X1, anchors * 2, 1, 0, SSDF_OUTPUT_CLASSES, SSDF_VALUE_NONE, scope);
     L->output_offset = (size_t)b->anchor_offset * 2;
     b->anchor_offset += b->h * b->w * anchors;
 }
 
 static void build(ssdf_model *g) {
     builder b = {g, INPUT_SIZE, INPUT_SIZE, 3, SSDF_VALUE_INPUT, 0};
-    char w[SSDF_TENSOR_NAME_MAX], bias[SSDF_TENSOR_NAME_MAX], blk[48];
+    char scope[SSDF_LAYER_SCOPE_MAX], blk[48];
     memset(g, 0, sizeof *g);
     snprintf(g->name, sizeof g->name, "ssd_mobilenetv2_face");
     g->input_h = g->input_w = INPUT_SIZE;
@@ -143,8 +162,7 @@ static void build(ssdf_model *g) {
     g->box_scales[0] = g->box_scales[1] = 10.0f;
     g->box_scales[2] = g->box_scales[3] = 5.0f;
 
-    add_layer(&b, SSDF_OP_CONV3X3, 32, 2, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE,
-              PREFIX "Conv_weights", PREFIX "Conv_Conv2D_bias");
+    add_layer(&b, SSDF_OP_CONV3X3, 32, 2, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE, PREFIX "Conv");
 
     for (int n = 0; n < 17; n++) {
         int x = b.cur; /* block input, kept for the residual */
@@ -154,34 +172,28 @@ static void build(ssdf_model *g) {
         else
             snprintf(blk, sizeof blk, PREFIX "expanded_conv_%d", n);
         if (BLOCKS[n].expand) {
-            snprintf(w, sizeof w, "%s_expand_weights", blk);
-            snprintf(bias, sizeof bias, "%s_expand_Conv2D_bias", blk);
+            snprintf(scope, sizeof scope, "%s/expand", blk);
             add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].expand, 1, 1, SSDF_OUTPUT_NONE,
-                      SSDF_VALUE_NONE, w, bias);
+                      SSDF_VALUE_NONE, scope);
             if (n == 13) add_heads(&b, 0); /* its expansion is feature map 0 */
         }
-        snprintf(w, sizeof w, "%s_depthwise_depthwise_weights", blk);
-        snprintf(bias, sizeof bias, "%s_depthwise_depthwise_bias", blk);
+        snprintf(scope, sizeof scope, "%s/depthwise", blk);
         add_layer(&b, SSDF_OP_DW3X3, b.c, BLOCKS[n].stride, 1, SSDF_OUTPUT_NONE,
-                  SSDF_VALUE_NONE, w, bias);
-        snprintf(w, sizeof w, "%s_project_weights", blk);
-        snprintf(bias, sizeof bias, "%s_project_Conv2D_bias", blk);
+                  SSDF_VALUE_NONE, scope);
+        snprintf(scope, sizeof scope, "%s/project", blk);
         add_layer(&b, SSDF_OP_CONV1X1, BLOCKS[n].out, 1, 0, SSDF_OUTPUT_NONE,
-                  residual ? x : SSDF_VALUE_NONE, w, bias);
+                  residual ? x : SSDF_VALUE_NONE, scope);
     }
 
-    add_layer(&b, SSDF_OP_CONV1X1, 1280, 1, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE,
-              PREFIX "Conv_1_weights", PREFIX "Conv_1_Conv2D_bias");
+    add_layer(&b, SSDF_OP_CONV1X1, 1280, 1, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE, PREFIX "Conv_1");
     add_heads(&b, 1);
 
     for (int k = 2; k <= 5; k++) {
         int mid = EXTRAS[k - 2].mid, out = EXTRAS[k - 2].out;
-        snprintf(w, sizeof w, PREFIX "layer_19_1_Conv2d_%d_1x1_%d_weights", k, mid);
-        snprintf(bias, sizeof bias, PREFIX "layer_19_1_Conv2d_%d_1x1_%d_Conv2D_bias", k, mid);
-        add_layer(&b, SSDF_OP_CONV1X1, mid, 1, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE, w, bias);
-        snprintf(w, sizeof w, PREFIX "layer_19_2_Conv2d_%d_3x3_s2_%d_weights", k, out);
-        snprintf(bias, sizeof bias, PREFIX "layer_19_2_Conv2d_%d_3x3_s2_%d_Conv2D_bias", k, out);
-        add_layer(&b, SSDF_OP_CONV3X3, out, 2, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE, w, bias);
+        snprintf(scope, sizeof scope, PREFIX "layer_19_1_Conv2d_%d_1x1_%d", k, mid);
+        add_layer(&b, SSDF_OP_CONV1X1, mid, 1, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE, scope);
+        snprintf(scope, sizeof scope, PREFIX "layer_19_2_Conv2d_%d_3x3_s2_%d", k, out);
+        add_layer(&b, SSDF_OP_CONV3X3, out, 2, 1, SSDF_OUTPUT_NONE, SSDF_VALUE_NONE, scope);
         add_heads(&b, k);
     }
     g->num_anchors = b.anchor_offset; /* 1917 */

@@ -2,7 +2,7 @@
 
 The network is not written down here: :mod:`ssdface.export.plan` reads it from
 the C engine's layer table (:func:`ssdface._core.layers`, built in
-``csrc/graph.c``), and two emitters write it out:
+``csrc/models/ssd_mobilenetv2_face.c``), and two emitters write it out:
 
 * :func:`build_tflite` (:mod:`ssdface.export.tflite`) writes a float32 TFLite
   flatbuffer (schema version 3) using only the builtin ops ``CONV_2D``,

@@ -1,7 +1,7 @@
 """The network as the exporters see it, read from the C engine's layer table.
 
 :func:`plan` turns :func:`ssdface._core.layers` (the one definition of the
-network, ``csrc/graph.c``) into a list of :class:`Layer` in the order the
+network, ``csrc/models/ssd_mobilenetv2_face.c``) into a list of :class:`Layer` in the order the
 exporters write them, with every activation's NHWC shape and the model
 outputs.  Nothing about the network's shape is written here: blocks,
 channels, strides, paddings, residuals, feature maps and heads all come from
@@ -21,10 +21,10 @@ How the table is read:
 * Heads are emitted after the other layers (their relative order kept), as a
   converted TF model lists them.
 
-Activation names follow the source model's TF naming, which the weight file
-names carry (``<scope>_<variable>`` with ``/`` written as ``_``): a layer's
-activation is named after its scope, a residual sum after the enclosing
-block's scope plus ``_add``.  See :func:`_scope`.
+Activation names follow the source model's TF naming, as the weight file
+names do (``/`` written as ``_``): a layer's activation is named after the
+TF scope the table gives it (``scope``), a residual sum after the enclosing
+block's scope plus ``/add``.  See :func:`_name`.
 """
 
 from __future__ import annotations
@@ -45,11 +45,6 @@ CLASS_OUTPUT_NAME = "raw_outputs/class_predictions"
 
 #: The export's batch size: the exported models take one image.
 BATCH = 1
-
-# The variable (last name component) holding each op's weights in the source
-# TF model; ``_scope`` strips it from a weight name to get the layer's scope.
-_WEIGHT_VARIABLE = {"depthwise3x3": "depthwise_weights"}
-_DEFAULT_WEIGHT_VARIABLE = "weights"
 
 Shape = tuple[int, int, int, int]
 
@@ -94,14 +89,10 @@ class Plan:
         return self.shapes[self.input_name]
 
 
-def _scope(entry: Mapping[str, Any]) -> str:
-    """The TF scope of a table entry: its weight name without the weight variable."""
-    variable = _WEIGHT_VARIABLE.get(entry["op"], _DEFAULT_WEIGHT_VARIABLE)
-    name: str = entry["weight"]
-    suffix = "_" + variable
-    if not name.endswith(suffix):
-        raise ValueError(f"weight tensor {name!r} does not end with {suffix!r}")
-    return name[: -len(suffix)]
+def _name(scope: str) -> str:
+    """An activation's name from a TF scope: ``/`` written as ``_``, as in the
+    weight file names."""
+    return scope.replace("/", "_")
 
 
 def _pads(entry: Mapping[str, Any], kernel: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -142,24 +133,24 @@ def plan(weights: Mapping[str, np.ndarray], input_name: str = INPUT_NAME) -> Pla
     heads: dict[int, list[tuple[int, str]]] = {}  # output buffer -> (offset, activation)
     head_layers: list[Layer] = []
     for entry in table:
-        scope = _scope(entry)
+        name = _name(entry["scope"])
         kind = "dw" if entry["op"] == "depthwise3x3" else "conv"
         kernel = tuple(np.shape(weights[entry["weight"]])[1:3])
-        conv = Layer(kind, (held[entry["src"]],), scope, entry["weight"], entry["bias"],
+        conv = Layer(kind, (held[entry["src"]],), name, entry["weight"], entry["bias"],
                      entry["stride"], entry["relu6"], _pads(entry, kernel))
-        shapes[scope] = (BATCH, *entry["out_shape"])
-        out = scope
+        shapes[name] = (BATCH, *entry["out_shape"])
+        out = name
         if entry["dst"] not in read:
-            heads.setdefault(entry["dst"], []).append((entry["dst_offset"], scope))
+            heads.setdefault(entry["dst"], []).append((entry["dst_offset"], name))
             head_layers.append(conv)
             continue
         body.append(conv)
         if entry["residual"] in held:
             if entry["relu6"]:  # the conv's fused ReLU6 would come before the add
-                raise ValueError(f"{scope}: a residual layer with ReLU6 cannot be exported")
-            out = scope.rsplit("_", 1)[0] + "_add"
-            body.append(Layer("add", (held[entry["residual"]], scope), out))
-            shapes[out] = shapes[scope]
+                raise ValueError(f"{name}: a residual layer with ReLU6 cannot be exported")
+            out = _name(entry["scope"].rsplit("/", 1)[0] + "/add")
+            body.append(Layer("add", (held[entry["residual"]], name), out))
+            shapes[out] = shapes[name]
         held[entry["dst"]] = out
     box_depth = _core.anchors().shape[1]
     outputs = [_output(shapes, sorted(h)) for _buf, h in sorted(heads.items())]
