@@ -88,6 +88,25 @@ def photos(photo_paths: dict[str, Path]) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def blob_bytes(weights_dir: Path) -> bytes:
+    """The shared weights packed into a blob, in memory."""
+    import ssdface
+
+    return ssdface.weights.pack_bytes(weights_dir).tobytes()
+
+
+@pytest.fixture(scope="session")
+def blob_file(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path) -> Path:
+    """The same blob as a file: what an installed package reads (a detector
+    builds from it in milliseconds). Tests must not change it."""
+    import ssdface
+
+    path = tmp_path_factory.mktemp("blob") / "model.blob"
+    ssdface.pack_weights(weights_dir, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def ref_weights(weights_dir: Path) -> dict[str, np.ndarray]:
     """Reference float64 weights."""
     return reference.load_weights(weights_dir)
