@@ -107,6 +107,14 @@ def blob_file(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path) -> Pa
 
 
 @pytest.fixture(scope="session")
+def blob(blob_file: Path) -> Path:
+    """``blob_file`` under the name the command line tests (test_cli_*.py)
+    give it: the weights their ``ssdface`` runs read (each worker builds a
+    detector from it)."""
+    return blob_file
+
+
+@pytest.fixture(scope="session")
 def ref_weights(weights_dir: Path) -> dict[str, np.ndarray]:
     """Reference float64 weights."""
     return reference.load_weights(weights_dir)
