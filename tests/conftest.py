@@ -1,4 +1,5 @@
-"""Shared fixtures: the read-only inputs in ../shared, reference weights and caches.
+"""Shared fixtures: the read-only inputs in ../shared, the weights packed into a blob,
+reference weights and caches.
 
 The shared folder (weights, photos) is looked up at ``<repo>/../shared`` or at
 ``$SSDFACE_SHARED``.  When it is missing the tests fail loudly: they must never
