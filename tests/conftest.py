@@ -1,4 +1,5 @@
-"""Shared fixtures: the read-only inputs in ../shared, reference weights and caches.
+"""Shared fixtures: the read-only inputs in ../shared, the weights packed into a blob,
+reference weights and caches.
 
 The shared folder (weights, photos) is looked up at ``<repo>/../shared`` or at
 ``$SSDFACE_SHARED``.  When it is missing the tests fail loudly: they must never
@@ -85,6 +86,33 @@ def photos(photo_paths: dict[str, Path]) -> dict[str, np.ndarray]:
         arr.setflags(write=False)
         out[name] = arr
     return out
+
+
+@pytest.fixture(scope="session")
+def blob_bytes(weights_dir: Path) -> bytes:
+    """The shared weights packed into a blob, in memory."""
+    import ssdface
+
+    return ssdface.weights.pack_bytes(weights_dir).tobytes()
+
+
+@pytest.fixture(scope="session")
+def blob_file(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path) -> Path:
+    """The same blob as a file: what an installed package reads (a detector
+    builds from it in milliseconds). Tests must not change it."""
+    import ssdface
+
+    path = tmp_path_factory.mktemp("blob") / "model.blob"
+    ssdface.pack_weights(weights_dir, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def blob(blob_file: Path) -> Path:
+    """``blob_file`` under the name the command line tests (test_cli_*.py)
+    give it: the weights their ``ssdface`` runs read (each worker builds a
+    detector from it)."""
+    return blob_file
 
 
 @pytest.fixture(scope="session")

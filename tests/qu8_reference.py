@@ -33,7 +33,8 @@ def accumulate(op: str, x: np.ndarray, w: np.ndarray, bias: np.ndarray, stride: 
             if op == "dw":
                 acc += win * w[0, ky, kx].astype(np.int64)
             else:
-                acc += win.reshape(-1, c).dot(w[:, ky, kx, :].astype(np.int64).T).reshape(oh, ow, cout)
+                taps = w[:, ky, kx, :].astype(np.int64).T
+                acc += win.reshape(-1, c).dot(taps).reshape(oh, ow, cout)
     return acc
 
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from qu8_reference import qu8_conv as np_qu8_conv
 
 from ssdface import _core, _testing
-
-from qu8_reference import qu8_conv as np_qu8_conv
 
 QU8_FAST = [name for name in _core.kernel_sets(dtype="qu8") if name != "reference"]
 
@@ -75,7 +74,11 @@ def shapes(seed: int, count: int) -> list[dict]:
     return cases
 
 
-@pytest.mark.parametrize("case", shapes(1, 30), ids=lambda c: f"{c['op']}{c['w'].shape}x{c['x'].shape}")
+def case_id(c: dict) -> str:
+    return f"{c['op']}{c['w'].shape}x{c['x'].shape}"
+
+
+@pytest.mark.parametrize("case", shapes(1, 30), ids=case_id)
 def test_reference_is_the_contract(case):
     """The C reference kernels compute exactly what kernels_qu8.h writes down."""
     kwargs = {k: v for k, v in case.items() if k not in ("op", "x", "w", "bias", "scale")}
@@ -93,7 +96,7 @@ def test_variant_matches_reference(isa):
         want = run(case, "reference")
         split = [(1, 1), (3, 1), (2, 2), (1, 3)][i % 4]
         got = run(case, isa, split)
-        assert got.tobytes() == want.tobytes(), f"case {i}: {case['op']} {case['w'].shape} {case['x'].shape}"
+        assert got.tobytes() == want.tobytes(), f"case {i}: {case_id(case)}"
 
 
 @pytest.mark.parametrize("isa", QU8_FAST)

@@ -1,4 +1,5 @@
 """What the fuzz targets share: paths, the input decoder, the finding policy.
+(What they share about ssdface itself is in ``_common.py``.)
 
 Every target is a script ``fuzz_<name>.py`` with a ``test_one_input(data)``
 function (what libFuzzer calls; the pytest suite replays the seed corpus
@@ -311,6 +312,16 @@ def _instrument_module(atheris: Any, module: Any) -> None:
                 atheris.instrument_func(fn)
 
 
+def _harness_modules() -> list[Any]:
+    """The loaded modules whose file is in this folder."""
+    out = []
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and Path(path).resolve().parent == FUZZ_DIR:
+            out.append(module)
+    return out
+
+
 def run(
     test_one_input: Callable[[bytes], None],
     setup: Callable[[], None],
@@ -329,8 +340,10 @@ def run(
         setup()
     if also is not None:
         also(atheris)
-    # The harness' own branches (which mutation, which dtype...) count too.
-    for module in {sys.modules[__name__], sys.modules[test_one_input.__module__]}:
+    # The harness' own branches (which mutation, which dtype...) count too:
+    # every module of this folder that is loaded (this one, _common.py, the
+    # target and its input decoder).
+    for module in _harness_modules():
         _instrument_module(atheris, module)
     _ATHERIS = atheris
     import ssdface

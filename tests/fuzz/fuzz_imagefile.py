@@ -24,20 +24,17 @@ own decompression-bomb limit is far higher.
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _common as cm
 import _fuzzlib as fl
+from _common import MAX_PIXELS, MAX_SIDE
 
 ALLOWED: tuple[type, ...] = (TypeError, ValueError, OSError)  # + DecompressionBombError
-MAX_SIDE = 8192
-MAX_PIXELS = 4_000_000
-SCORE_THRESHOLD = 0.2
-MAX_FACES = 8
 
 ENTRIES = ["detect", "preprocess", "det_preprocess", "detect_batch"]
 SUFFIXES = [".jpg", ".png", ".gif", ".bmp", ".tif", ".webp", ".ppm", ".ico", "", ".txt"]
@@ -67,16 +64,9 @@ def setup() -> None:
         return
     import PIL.Image
 
-    import ssdface
-    import ssdface.weights
-
+    lib = cm.import_ssdface()
     PIL.Image.init()  # import every format plugin now (instrumented under atheris)
-    lib = ssdface
-    blob = fl.workdir() / "weights.blob"
-    if not blob.exists():
-        ssdface.pack_weights(fl.weights_dir(), blob)
-    det = ssdface.Detector(blob, score_threshold=SCORE_THRESHOLD, max_faces=MAX_FACES)
-    S = State(det, ALLOWED + (PIL.Image.DecompressionBombError,))
+    S = State(cm.detector(), ALLOWED + (PIL.Image.DecompressionBombError,))
 
 
 @dataclass
@@ -121,14 +111,8 @@ def _raised_in_pillow(exc: BaseException) -> bool:
 
 
 def _check(result: Any, entry: str, size: tuple[int, int] | None) -> None:
-    import numpy as np
-
     if entry in ("preprocess", "det_preprocess"):
-        if not (isinstance(result, np.ndarray) and result.dtype == np.float32
-                and result.shape == (1, 300, 300, 3)):
-            raise fl.Finding(f"{entry}: returned {type(result).__name__}")
-        if not np.isfinite(result).all() or np.abs(result).max() > 1 + 1e-5:
-            raise fl.Finding(f"{entry}: values outside [-1, 1] or non-finite")
+        cm.check_network_input(result, entry)
         return
     if entry == "detect_batch":
         if not isinstance(result, list) or len(result) != 1:
@@ -137,17 +121,7 @@ def _check(result: Any, entry: str, size: tuple[int, int] | None) -> None:
     if size is None:
         raise fl.Finding("detect accepted a file Pillow cannot identify")
     side = max(size)  # EXIF orientation may swap width and height
-    for f in result:
-        values = (*f.box, f.score)
-        if not all(math.isfinite(v) for v in values):
-            raise fl.Finding(f"{entry}: non-finite face {f}")
-        x0, y0, x1, y1 = f.box
-        if not (0 <= x0 <= x1 <= side and 0 <= y0 <= y1 <= side
-                and SCORE_THRESHOLD <= f.score <= 1):
-            raise fl.Finding(f"{entry}: face {f} outside the {size} image or below threshold")
-    scores = [f.score for f in result]
-    if scores != sorted(scores, reverse=True) or len(result) > MAX_FACES:
-        raise fl.Finding(f"{entry}: faces not sorted or too many")
+    cm.check_faces(result, side, side, entry)
 
 
 def test_one_input(data: bytes) -> None:

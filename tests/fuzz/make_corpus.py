@@ -19,17 +19,17 @@ import sys
 from pathlib import Path
 
 import _fuzzlib as fl
-import fuzz_array
-import fuzz_blob
+import array_input
+import blob_input
 import fuzz_imagefile
-import fuzz_npy
+import npy_input
 
 # Seeds of these targets are reproducible byte for byte on any machine.
 CHECKED = ("blob", "npy", "array")
 
 
 def blob_seeds() -> dict[str, bytes]:
-    b = fuzz_blob
+    b = blob_input
     P = b.Plan  # noqa: N806
     plans = {
         "pristine": P(),
@@ -66,7 +66,7 @@ def blob_seeds() -> dict[str, bytes]:
 
 
 def npy_seeds() -> dict[str, bytes]:
-    n = fuzz_npy
+    n = npy_input
     e = n.encode
     return {
         "big-endian": e("pack_bytes", 1, n.KIND_VARIANT, "big_endian"),
@@ -97,7 +97,7 @@ def npy_seeds() -> dict[str, bytes]:
 
 
 def array_seeds() -> dict[str, bytes]:
-    a = fuzz_array
+    a = array_input
     W = fl.SeedWriter  # noqa: N806
 
     def img(entry: str, *args, **kwargs) -> bytes:
