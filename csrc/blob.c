@@ -184,15 +184,34 @@ int ssdf_blob_check_header(const uint8_t *data, size_t avail, uint64_t file_size
     return SSDF_OK;
 }
 
-/* A float32 entry: the model tensor it names, listed once, as the model has it. */
-static int open_f32_entry(const ssdf_model *g, const uint8_t *e, uint64_t payload_size,
-                          const uint8_t *payload, const float *tensors[SSDF_MAX_TENSORS],
-                          ssdf_error *err) {
+/* The first model tensor no float32 entry of the table names, or -1. */
+static int missing_tensor(const ssdf_model *g, const uint8_t *table, uint32_t count) {
+    for (int k = 0; k < g->n_tensors; k++) {
+        int seen = 0;
+        for (uint32_t j = 0; j < count && !seen; j++) {
+            const uint8_t *e = table + (size_t)j * SSDF_BLOB_ENTRY_SIZE;
+            seen = rd16(e + 88) == SSDF_BLOB_DTYPE_F32 &&
+                   strncmp((const char *)e, g->tensors[k].name, SSDF_TENSOR_NAME_MAX) == 0;
+        }
+        if (!seen) return k;
+    }
+    return -1;
+}
+
+/* A float32 entry: the model tensor it names, listed once, as the model has
+ * it. An unknown name means a tensor is missing: say which. */
+static int open_f32_entry(const ssdf_model *g, const uint8_t *e, const uint8_t *table,
+                          uint32_t count, uint64_t payload_size, const uint8_t *payload,
+                          const float *tensors[SSDF_MAX_TENSORS], ssdf_error *err) {
     char name[SSDF_TENSOR_NAME_MAX + 1];
     memcpy(name, e, SSDF_TENSOR_NAME_MAX);
     name[SSDF_TENSOR_NAME_MAX] = '\0';
     const int i = ssdf_model_find_tensor(g, name);
-    if (i < 0) return ssdf_fail(err, SSDF_ERR_FORMAT, "table entry %s names no tensor of the model", name);
+    if (i < 0) {
+        const int k = missing_tensor(g, table, count);
+        if (k >= 0) return ssdf_fail(err, SSDF_ERR_FORMAT, "blob lacks tensor %s", g->tensors[k].name);
+        return ssdf_fail(err, SSDF_ERR_FORMAT, "table entry %s names no tensor of the model", name);
+    }
     if (tensors[i])
         return ssdf_fail(err, SSDF_ERR_FORMAT, "tensor %s is listed twice", g->tensors[i].name);
     const int rc = check_entry(e, &g->tensors[i], payload_size, err);
@@ -227,7 +246,8 @@ int ssdf_blob_open(const uint8_t *data, size_t size, const ssdf_model *g,
         const uint8_t *e = data + table_off + (size_t)j * SSDF_BLOB_ENTRY_SIZE;
         const unsigned dtype = rd16(e + 88);
         if (dtype == SSDF_BLOB_DTYPE_F32)
-            rc = open_f32_entry(g, e, payload_size, data + payload_off, tensors, err);
+            rc = open_f32_entry(g, e, data + table_off, count, payload_size, data + payload_off,
+                                tensors, err);
         else if (with_qu8 && (dtype == SSDF_BLOB_DTYPE_QU8 || dtype == SSDF_BLOB_DTYPE_QU8_LAYERS))
             rc = ssdf_blob_qu8_entry(g, e, data + payload_off, payload_size, &reader, err);
         else

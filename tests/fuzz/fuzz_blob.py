@@ -34,7 +34,9 @@ from blob_input import BlobImage, apply, decode
 ALLOWED: tuple[type, ...] = (ValueError, OSError, MemoryError)
 
 HEADER, ENTRY = cm.BLOB_HEADER, cm.BLOB_ENTRY
-VERSION = 2
+VERSIONS = (2, 3)  # 2 is 3 without the qu8 section
+QU8_SECTION = 1  # header u32 at 96: the sections present (v3)
+F32 = 1  # an entry's dtype code for a float32 tensor
 MODEL_NAME = b"ssd_mobilenetv2_face"
 
 lib: Any = None  # the ssdface module, imported by setup()
@@ -86,8 +88,11 @@ def _accepted_blob_problems(img: BlobImage) -> tuple[list[str], list[tuple[int, 
     if size < HEADER or img.read(0, 8) != b"SSDFBLOB":
         return [f"no blob header ({size} bytes)"], []
     count, payload_off, payload_size = img.u(16, 4), img.u(32, 8), img.u(40, 8)
-    if img.u(8, 4) != VERSION:
-        problems.append(f"version {img.u(8, 4)}")
+    version, sections = img.u(8, 4), img.u(96, 4)
+    if version not in VERSIONS:
+        problems.append(f"version {version}")
+    if sections & ~QU8_SECTION or (version < 3 and sections):
+        problems.append(f"sections {sections:#x}")
     if (img.u(12, 4), img.u(20, 4), img.u(24, 8)) != (HEADER, ENTRY, HEADER):
         problems.append("header sizes")
     if img.u(48, 8) != size:
@@ -103,7 +108,8 @@ def _accepted_blob_problems(img: BlobImage) -> tuple[list[str], list[tuple[int, 
     ranges = []
     table = [img.read(HEADER + j * ENTRY, ENTRY) for j in range(min(count, 256))]
     for i, name in enumerate(S.names):
-        entry = next((e for e in table if e[:len(name) + 1] == name + b"\0"), None)
+        entry = next((e for e in table if e[:len(name) + 1] == name + b"\0"
+                      and struct.unpack_from("<H", e, 88)[0] == F32), None)
         if entry is None or len(entry) < ENTRY:
             problems.append(f"tensor {name.decode()} missing")
             continue
@@ -178,7 +184,7 @@ def test_one_input(data: bytes) -> None:
             return
         if engine is not None:
             info = engine.info
-            want = dict(version=VERSION, tensor_count=img.u(16, 4), file_size=len(img),
+            want = dict(version=img.u(8, 4), tensor_count=img.u(16, 4), file_size=len(img),
                         checksum=img.u(56, 8), model_name=MODEL_NAME.decode())
             got = {k: info.get(k) for k in want}
             if got != want:

@@ -34,7 +34,8 @@ def blob_seeds() -> dict[str, bytes]:
     plans = {
         "pristine": P(),
         "pristine-open-engine": P(use_open_engine=True),
-        "version-3": P(ops=[(b.OP_HEADER_FIELD, 0, ("small", 3))]),
+        "version-4": P(ops=[(b.OP_HEADER_FIELD, 0, ("small", 4))]),
+        "version-2": P(ops=[(b.OP_HEADER_FIELD, 0, ("small", 2))]),
         "count-0": P(ops=[(b.OP_HEADER_FIELD, 2, ("special", 0))]),
         "flipped-byte-no-checksum": P(ops=[(b.OP_ANY_BYTES, 100000, b"\xff")], rechecksum=False),
         "payload-byte": P(ops=[(b.OP_ANY_BYTES, 1000000, b"\x01")]),
