@@ -14,8 +14,6 @@ from . import _core, views
 from ._checks import MIN_FACE_SIZE_FLOOR as MIN_FACE_SIZE_FLOOR  # public, also here
 from ._checks import (
     check_bool,
-    check_head_output,
-    check_image_size,
     check_max_faces,
     check_min_face_size,
     check_positive_int,
@@ -23,7 +21,11 @@ from ._checks import (
 )
 from .face import Face
 from .image import Decoded, decode
-from .isa import default_isa, resolve_isa
+from .isa import check_precision, resolve_isa
+from .stages import DEFAULT_SCORE_THRESHOLD as DEFAULT_SCORE_THRESHOLD  # public, also here
+from .stages import anchors as anchors
+from .stages import postprocess as postprocess
+from .stages import preprocess as preprocess
 from .views import VIEW_SCORE_THRESHOLD as VIEW_SCORE_THRESHOLD  # public, also here
 from .views import faces as _faces
 from .weights import BytesLike, open_engine
@@ -33,71 +35,11 @@ PathLike = Union[str, "os.PathLike[str]"]
 INPUT_SIZE = _core.INPUT_SIZE
 NUM_ANCHORS = _core.NUM_ANCHORS
 
-# The default score threshold: the best F1 on the development photos
-# (shared/eval/faces, faces >= 32 px) among thresholds whose precision is
-# >= 0.95, at the default two passes; it must stay above 0.267, the score
-# of the input-independent boxes the all-zero stand-in weight tensor makes.
-# benchmarks/accuracy.py --sweep-thresholds measures it.
-DEFAULT_SCORE_THRESHOLD = 0.28
 # At most this many forward passes per image (a 4000x3000 photo at
 # min_face_size=32 takes 1923); a larger plan is refused, not run for minutes.
 DEFAULT_MAX_PASSES = 2048
 
 _UNSET: Any = object()  # "not given" for per-call overrides (None is a value)
-
-
-def preprocess(image: Any, *, bgr: bool = False) -> np.ndarray:
-    """The exact network input :meth:`Detector.detect` computes for ``image``.
-
-    The image is resized to 300x300 (aspect ratio not kept, as the model was
-    trained) with an antialiased triangle filter: bilinear interpolation when
-    enlarging, a weighted average over each output pixel's footprint when
-    shrinking (Pillow's BILINEAR filter, computed in float). Then
-    ``x = (v - 127.5) / 127.5``. Gray is replicated to RGB; alpha is dropped.
-
-    Computed with the kernel variant a new detector uses (``$SSDFACE_ISA`` or
-    the best); :meth:`Detector.preprocess` uses the detector's own, so that
-    it is bit-exact whatever ``isa`` the detector was given. ``image`` takes
-    every form :meth:`Detector.detect` takes (a JPEG file is decoded at the
-    reduced scale detect uses), ``bgr`` too.
-
-    Returns float32 ``[1, 300, 300, 3]``.
-    """
-    return _core.resize_normalize(decode(image, bgr=bgr).pixels, impl=default_isa())[None]
-
-
-def anchors() -> np.ndarray:
-    """The 1917 anchors as ``(yc, xc, h, w)``, normalised, float32 (constants
-    of the model; no weights needed)."""
-    return _core.anchors()
-
-
-def postprocess(
-    box_encodings: np.ndarray,
-    class_logits: np.ndarray,
-    image_size: tuple[int, int],
-    *,
-    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-    iou_threshold: float = 0.6,
-    max_faces: int = 100,
-) -> list[Face]:
-    """Faces from one image's raw network outputs, as :meth:`Detector.detect`
-    computes them: sigmoid scores, box decoding, greedy NMS.
-
-    ``box_encodings`` ``[1917, 4]`` and ``class_logits`` ``[1917, 2]`` (or
-    with a leading batch axis of 1), e.g. one row of :meth:`Detector.forward`
-    (or another engine's outputs for the same model); ``image_size`` is
-    ``(width, height)`` of the image, for pixel boxes.
-    """
-    score_threshold = check_threshold("score_threshold", score_threshold)
-    iou_threshold = check_threshold("iou_threshold", iou_threshold)
-    max_faces = check_max_faces(max_faces)
-    width, height = check_image_size(image_size)
-    arrays = [check_head_output("box_encodings", box_encodings, 4),
-              check_head_output("class_logits", class_logits, 2)]
-    rows = _core.postprocess(arrays[0], arrays[1], _core.anchors(), score_threshold,
-                             iou_threshold, max_faces, width, height)
-    return _faces(rows)
 
 
 class Detector:
@@ -122,6 +64,11 @@ class Detector:
     the same bits.
     ``isa`` forces a kernel variant (see :mod:`ssdface.isa`); by default
     ``$SSDFACE_ISA`` or the best one this CPU runs.
+
+    ``precision="int8"`` runs the quantized network (uint8 activations, int8
+    weights per channel, calibrated on photos: :mod:`ssdface.quant`), whose
+    kernels use the CPU's int8 dot products (VNNI) where it has them; the
+    default "f32" runs float32. Both take and return the same things.
 
     Which views of an image the network sees (:mod:`ssdface.tiling`):
 
@@ -164,6 +111,7 @@ class Detector:
         min_face_size: float | None = None,
         padded_pass: bool = True,
         max_passes: int = DEFAULT_MAX_PASSES,
+        precision: str = "f32",
     ) -> None:
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
@@ -173,8 +121,9 @@ class Detector:
         self.max_passes = max_passes
         self.last_passes = 0
         num_threads = check_positive_int("num_threads", num_threads)
-        resolved_isa = resolve_isa(isa)
-        self._engine, self._weights_path = open_engine(weights, num_threads)
+        precision = check_precision(precision)
+        resolved_isa = resolve_isa(isa, precision)
+        self._engine, self._weights_path = open_engine(weights, num_threads, precision)
         self._engine.kernels = resolved_isa
         # What a pickled copy rebuilds from: the weights as they were named
         # (None searches again in the new process, which may have another
@@ -182,7 +131,7 @@ class Detector:
         # Built from bytes (weights_path None), a copy ships the blob itself.
         self._spec = {"weights": None if weights is None or self._weights_path is None
                       else os.fspath(self._weights_path), "isa": isa,
-                      "num_threads": num_threads}
+                      "num_threads": num_threads, "precision": precision}
         self._from_bytes = weights is not None and self._weights_path is None
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -285,7 +234,8 @@ class Detector:
             f"Detector(weights={weights!r}, score_threshold="
             f"{self.score_threshold}, iou_threshold={self.iou_threshold}, "
             f"max_faces={self.max_faces}, num_threads={self.num_threads}, isa={self.isa!r}, "
-            f"min_face_size={self.min_face_size}, padded_pass={self.padded_pass})"
+            f"min_face_size={self.min_face_size}, padded_pass={self.padded_pass}, "
+            f"precision={self.precision!r})"
         )
 
     @property
@@ -298,6 +248,11 @@ class Detector:
     def isa(self) -> str:
         """The kernel variant this detector runs."""
         return self._engine.kernels
+
+    @property
+    def precision(self) -> str:
+        """What the network computes in: "f32" or "int8"."""
+        return "int8" if self._engine.precision == "qu8" else "f32"
 
     @property
     def weights_info(self) -> dict[str, Any]:

@@ -16,39 +16,64 @@ from . import _core
 ENV_VAR = "SSDFACE_ISA"
 
 
-def available_isas() -> list[str]:
-    """Kernel variants this CPU can run, slowest first (``reference`` first)."""
-    return _core.kernel_sets()
+#: What a detector computes in: "f32" (float32, the default) or "int8"
+#: (uint8 activations and int8 weights: the quantized kernels, "qu8" in C).
+PRECISIONS = ("f32", "int8")
+_KERNEL_DTYPE = {"f32": "f32", "int8": "qu8"}
 
 
-def compiled_isas() -> list[str]:
-    """Kernel variants this build contains, whether or not this CPU runs them."""
-    return _core.kernel_sets(False)
+def check_precision(precision: str) -> str:
+    """Validate a precision name."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
 
 
-def best_isa() -> str:
-    """The fastest variant this CPU runs."""
-    return _core.best_kernel_set()
+def available_isas(precision: str = "f32") -> list[str]:
+    """Kernel variants with kernels of ``precision`` this CPU can run,
+    slowest first (``reference`` first)."""
+    return _core.kernel_sets(True, _KERNEL_DTYPE[check_precision(precision)])
 
 
-def default_isa() -> str:
-    """What a new detector uses: ``$SSDFACE_ISA`` if set, else :func:`best_isa`."""
-    return resolve_isa(None)
+def compiled_isas(precision: str = "f32") -> list[str]:
+    """Kernel variants with kernels of ``precision`` this build contains,
+    whether or not this CPU runs them."""
+    return _core.kernel_sets(False, _KERNEL_DTYPE[check_precision(precision)])
 
 
-def resolve_isa(isa: str | None) -> str:
-    """Validate a requested variant (``None``: the environment, else the best)."""
+def best_isa(precision: str = "f32") -> str:
+    """The fastest variant for ``precision`` this CPU runs."""
+    return available_isas(precision)[-1]
+
+
+def default_isa(precision: str = "f32") -> str:
+    """What a new detector of ``precision`` uses: ``$SSDFACE_ISA`` if set
+    (and it has kernels of that precision), else :func:`best_isa`."""
+    return resolve_isa(None, precision)
+
+
+def resolve_isa(isa: str | None, precision: str = "f32") -> str:
+    """Validate a requested variant (``None``: the environment, else the
+    best). An explicit ``isa`` must have kernels of ``precision``; the
+    environment's applies where it has them (``$SSDFACE_ISA=avx512`` names
+    float32 kernels: an int8 detector then runs the best int8 ones, which
+    give the same bytes)."""
+    check_precision(precision)
     if isa is None:
-        isa = os.environ.get(ENV_VAR) or best_isa()
+        isa = os.environ.get(ENV_VAR) or best_isa(precision)
+        if isinstance(isa, str) and isa.strip().lower() in compiled_isas("f32") + compiled_isas(
+                "int8") and isa.strip().lower() not in compiled_isas(precision):
+            isa = best_isa(precision)
     if not isinstance(isa, str):
         raise TypeError(f"isa must be a kernel variant name (str), got {type(isa).__name__}; "
-                        f"expected one of {compiled_isas()}")
+                        f"expected one of {compiled_isas(precision)}")
     isa = isa.strip().lower()
-    if isa not in available_isas():
-        if isa in compiled_isas():
+    if isa not in available_isas(precision):
+        if isa in compiled_isas(precision):
             raise ValueError(f"ISA {isa!r} needs instructions this CPU lacks; "
-                             f"available here: {available_isas()}")
-        raise ValueError(f"unknown ISA {isa!r}; expected one of {compiled_isas()}")
+                             f"available here: {available_isas(precision)}")
+        raise ValueError(f"unknown ISA {isa!r} for {precision}; expected one of "
+                         f"{compiled_isas(precision)}")
     return isa
 
 

@@ -254,17 +254,19 @@ def blob_from_bytes(data: BytesLike) -> np.ndarray:
 
 
 def open_engine(
-    weights: PathLike | BytesLike | None = None, num_threads: int = 1
+    weights: PathLike | BytesLike | None = None, num_threads: int = 1, precision: str = "f32"
 ) -> tuple[_core.Engine, Path | None]:
     """Build an engine from a blob file, a folder of ``.npy`` files or the
-    bytes of a blob; returns it and where the weights came from (None for
+    bytes of a blob, running in ``precision`` ("f32", or "int8": the blob's
+    quantized section); returns it and where the weights came from (None for
     bytes)."""
+    mode = {"f32": "f32", "int8": "qu8"}[precision]
     if isinstance(weights, (bytes, bytearray, memoryview, np.ndarray)):
-        return _core.Engine(blob_from_bytes(weights), num_threads), None
+        return _core.Engine(blob_from_bytes(weights), num_threads, mode), None
     path = find_weights(weights)
     buffer = pack_bytes(path) if path.is_dir() else read_blob(path)
     try:
-        return _core.Engine(buffer, num_threads), path
+        return _core.Engine(buffer, num_threads, mode), path
     except BlobError as exc:
         raise BlobError(f"{path}: {exc}") from None
 

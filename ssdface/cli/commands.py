@@ -72,6 +72,7 @@ def _weights_lines(info: dict[str, Any]) -> None:
                 "model_name"):
         value = info[key]
         print(f"{key}: {value:#018x}" if key == "checksum" else f"{key}: {value}")
+    print(f"int8: {'yes' if info.get('has_qu8') else 'no (float32 only: repack to run int8)'}")
     verdict = ("matches: the reference weights" if info["expected"]
                else "differs: not the reference weights this release expects")
     print(f"expected_checksum: {EXPECTED_CHECKSUM:#018x} ({verdict})")
@@ -143,6 +144,14 @@ def run_info(args: argparse.Namespace) -> int:
         print("kernels: none (see the error below)")
     print(f"kernels_available: {' '.join(isa.available_isas())}")
     print(f"kernels_compiled: {' '.join(isa.compiled_isas())}")
+    # The int8 mode (Detector(precision="int8"), detect --precision int8).
+    precision = inspect.signature(Detector).parameters["precision"].default
+    print(f"precision_default: {precision} (Detector(precision=...): {' '.join(isa.PRECISIONS)})")
+    try:
+        print(f"kernels_int8: {isa.default_isa('int8')}")
+    except ValueError:
+        print("kernels_int8: none (see the error below)")
+    print(f"kernels_int8_available: {' '.join(isa.available_isas('int8'))}")
     detector_threads = inspect.signature(Detector).parameters["num_threads"].default
     print(f"num_threads_default: {detector_threads} (Detector(num_threads=...))")
     print(f"cpu_count: {os.cpu_count()} (usable by this process: {default_jobs()})")
