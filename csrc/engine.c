@@ -248,6 +248,8 @@ const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e) {
     return e->precision == SSDF_DTYPE_QU8 ? e->qkernels : e->kernels;
 }
 
+const ssdf_kernel_table *ssdf_engine_resize_kernels(const ssdf_engine *e) { return e->kernels; }
+
 int ssdf_engine_set_precision(ssdf_engine *e, ssdf_dtype precision, ssdf_error *err) {
     if (precision == SSDF_DTYPE_QU8 && !e->info.has_qu8)
         return ssdf_fail(err, SSDF_ERR_VALUE,

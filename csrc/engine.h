@@ -34,6 +34,8 @@ int ssdf_engine_threads(const ssdf_engine *e);
  * with kernels of that data type by default); ssdf_engine_kernels gives it. */
 int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err);
 const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e);
+/* The f32 table the engine resizes images with (and runs f32 with). */
+const ssdf_kernel_table *ssdf_engine_resize_kernels(const ssdf_engine *e);
 
 /* The precision forward runs in: SSDF_DTYPE_F32 (the default) or
  * SSDF_DTYPE_QU8, the int8 mode, which needs a blob with the qu8 section

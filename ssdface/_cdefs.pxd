@@ -180,6 +180,7 @@ cdef extern from "engine.h":
     const ssdf_blob_info *ssdf_engine_info(const ssdf_engine *e)
     int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_error *err)
     const ssdf_kernel_table *ssdf_engine_kernels(const ssdf_engine *e)
+    const ssdf_kernel_table *ssdf_engine_resize_kernels(const ssdf_engine *e)
     int ssdf_engine_set_precision(ssdf_engine *e, ssdf_dtype precision, ssdf_error *err)
     ssdf_dtype ssdf_engine_precision(const ssdf_engine *e)
     int ssdf_engine_forward(ssdf_engine *e, const float *inp, float *boxes, float *logits,

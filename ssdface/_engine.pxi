@@ -178,6 +178,11 @@ cdef class Engine:
         if rc:
             raise_error(rc, &err)
 
+    @property
+    def resize_kernels(self):
+        """Name of the f32 kernel table the engine resizes images with."""
+        return ssdf_engine_resize_kernels(self._live()).name.decode()
+
     def profile(self, x, int repeats=1):
         """Per-layer wall time in seconds (summed over `repeats` forwards of
         one image ``x`` [1, *INPUT_SHAPE]), in layer-table order."""

@@ -298,7 +298,8 @@ class Detector:
         """:func:`ssdface.preprocess` with this detector's kernels: bit for bit
         the input of the whole-image pass of :meth:`detect`. float32
         [1, 300, 300, 3]."""
-        return _core.resize_normalize(decode(image, bgr=bgr).pixels, impl=self.isa)[None]
+        return _core.resize_normalize(decode(image, bgr=bgr).pixels,
+                                      impl=self._engine.resize_kernels)[None]
 
     def detect_batch(self, images: Sequence[Any], *, bgr: bool = False,
                      min_face_size: float | None = _UNSET) -> list[list[Face]]:

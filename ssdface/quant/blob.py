@@ -1,0 +1,35 @@
+"""The quantized model as the blob's qu8 section (csrc/blob.h, qu8_model.h):
+what :func:`ssdface._core.pack_blob` takes to write it. The C engine runs
+exactly the arithmetic of :mod:`ssdface.quant.scheme`; this only renames.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .scheme import INPUT_QUANT, QuantizedModel
+
+# The network input's quantization as the engine applies it:
+# q = clamp(rint(x * 127.5f) + 128, 0, 255). 1 / (1/127.5) is 127.5 exactly.
+INPUT_INV_SCALE = 127.5
+assert np.float32(1.0 / INPUT_QUANT.scale) == np.float32(INPUT_INV_SCALE)
+
+
+def qu8_section(model: QuantizedModel) -> dict[str, Any]:
+    """The mapping ``_core.pack_blob(..., qu8=...)`` reads: per layer the
+    int8 weights (source layout), folded int32 biases, float32 per-channel
+    multipliers, and the output stage with its clamps relative to the output
+    zero point (``lo - z_out``, ``hi - z_out``)."""
+    layers = []
+    for lq in model.layers:
+        layers.append(dict(
+            weights=np.ascontiguousarray(lq.w_q, dtype=np.int8),
+            bias=np.ascontiguousarray(lq.b_q, dtype=np.int32),
+            scale=np.ascontiguousarray(lq.multiplier, dtype=np.float32),
+            in_zero=lq.z_in, out_zero=lq.z_out,
+            out_lo=float(lq.lo - lq.z_out), out_hi=float(lq.hi - lq.z_out),
+            res_zero=lq.z_r, res_scale=float(lq.m_r), f32_out=lq.head))
+    return dict(input_inv_scale=INPUT_INV_SCALE, input_zero=INPUT_QUANT.zero_point,
+                layers=layers)
