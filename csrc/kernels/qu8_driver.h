@@ -180,19 +180,28 @@ static void qu8_conv1x1(const ssdf_conv_params *p, const ssdf_qu8_output *q, con
 }
 
 /* The 3x3 window of output pixel (oy, ox) as one GEMM row of k4 bytes:
- * in_zero where it leaves the image, zeros past 9 * C. */
+ * in_zero where it leaves the image, zeros past 9 * C. A window row inside
+ * the image is one copy of 3 * C contiguous bytes (NHWC). */
 static void q_im2col_pixel(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
                            int oy, int ox, size_t k4, uint8_t *dst) {
     const size_t C = (size_t)p->in_c;
+    const int ix0 = ox * p->stride - p->pad_left;
+    const int cols_inside = ix0 >= 0 && ix0 + 2 < p->in_w;
     uint8_t *d = dst;
     for (int ky = 0; ky < 3; ky++) {
         const int iy = oy * p->stride + ky - p->pad_top;
+        const uint8_t *row = in + (size_t)iy * p->in_w * C;
+        if (iy >= 0 && iy < p->in_h && cols_inside) {
+            memcpy(d, row + (size_t)ix0 * C, 3 * C);
+            d += 3 * C;
+            continue;
+        }
         for (int kx = 0; kx < 3; kx++, d += C) {
-            const int ix = ox * p->stride + kx - p->pad_left;
+            const int ix = ix0 + kx;
             if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w)
                 memset(d, q->in_zero, C);
             else
-                memcpy(d, in + ((size_t)iy * p->in_w + ix) * C, C);
+                memcpy(d, row + (size_t)ix * C, C);
         }
     }
     memset(d, 0, k4 - 9 * C);
@@ -215,6 +224,26 @@ static void qu8_conv3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, con
     }
 }
 
+/* One depthwise output pixel with every bounds check (borders). */
+FORCE_INLINE void q_dw_pixel(const ssdf_conv_params *p, const ssdf_qu8_output *q,
+                             const uint8_t *const rows[3], const uint8_t *zero, const QI wt[9],
+                             const QI bias, const uint8_t *panel, uint8_t *dst_row, int ox, int g,
+                             int len) {
+    const size_t C = (size_t)p->in_c, es = q_esize(q);
+    const int ix0 = ox * p->stride - p->pad_left;
+    QI acc = bias;
+#pragma GCC unroll 3
+    for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+        for (int kx = 0; kx < 3; kx++) {
+            const int ix = ix0 + kx;
+            const uint8_t *s =
+                rows[ky] && ix >= 0 && ix < p->in_w ? rows[ky] + (size_t)ix * C + g : zero + g;
+            acc = qi_add(acc, qi_mul(qi_u8(s, len), wt[3 * ky + kx]));
+        }
+    q_out(acc, panel, q, NULL, dst_row + ((size_t)ox * C + g) * es, len);
+}
+
 /* Depthwise 3x3 over output columns [ox0, ox1) of one row, channels
  * [g, g + n) (n <= 16). rows[ky] is an input row or NULL where the window
  * leaves the image; taps outside read `zero` (in_zero bytes). The nine
@@ -228,21 +257,32 @@ FORCE_INLINE void q_dw_row(const int full, const ssdf_conv_params *p, const ssdf
     QI wt[9];
     for (int t = 0; t < 9; t++) wt[t] = qi_s8((const int8_t *)(panel + ssdf_qu8_dw_at(t, 0)));
     const QI bias = qi_load((const int32_t *)panel);
-    for (int ox = ox0; ox < ox1; ox++) {
-        const int ix0 = ox * p->stride - p->pad_left;
-        QI acc = bias;
+    int ox = ox0;
+    if (full && rows[0] && rows[1] && rows[2]) {
+        /* Columns whose whole window is inside: no checks, two pixels at a
+         * time (independent sums). Border columns go the checked way below. */
+        const int lo = (p->pad_left + p->stride - 1) / p->stride;
+        const int hi = (p->in_w - 3 + p->pad_left) / p->stride + 1;
+        const int q0 = ox0 > lo ? ox0 : lo, q1 = ox1 < hi ? ox1 : hi;
+        const size_t step = (size_t)p->stride * C;
+        for (; ox < q0; ox++) q_dw_pixel(p, q, rows, zero, wt, bias, panel, dst_row, ox, g, len);
+        for (; ox + 2 <= q1; ox += 2) {
+            QI a0 = bias, a1 = bias;
+            const size_t at = (size_t)(ox * p->stride - p->pad_left) * C + (size_t)g;
 #pragma GCC unroll 3
-        for (int ky = 0; ky < 3; ky++)
+            for (int ky = 0; ky < 3; ky++) {
+                const uint8_t *s0 = rows[ky] + at;
 #pragma GCC unroll 3
-            for (int kx = 0; kx < 3; kx++) {
-                const int ix = ix0 + kx;
-                const uint8_t *s = rows[ky] && ix >= 0 && ix < p->in_w
-                                       ? rows[ky] + (size_t)ix * C + g
-                                       : zero + g;
-                acc = qi_add(acc, qi_mul(qi_u8(s, len), wt[3 * ky + kx]));
+                for (int kx = 0; kx < 3; kx++) {
+                    a0 = qi_add(a0, qi_mul(qi_u8(s0 + kx * C, SSDF_PANEL), wt[3 * ky + kx]));
+                    a1 = qi_add(a1, qi_mul(qi_u8(s0 + step + kx * C, SSDF_PANEL), wt[3 * ky + kx]));
+                }
             }
-        q_out(acc, panel, q, NULL, dst_row + ((size_t)ox * C + g) * es, len);
+            q_out(a0, panel, q, NULL, dst_row + ((size_t)ox * C + g) * es, SSDF_PANEL);
+            q_out(a1, panel, q, NULL, dst_row + ((size_t)(ox + 1) * C + g) * es, SSDF_PANEL);
+        }
     }
+    for (; ox < ox1; ox++) q_dw_pixel(p, q, rows, zero, wt, bias, panel, dst_row, ox, g, len);
 }
 
 static void qu8_dw3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
