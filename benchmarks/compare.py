@@ -138,6 +138,22 @@ def build_rows(args: argparse.Namespace, models: dict[str, Path], blob: Path,
                 forward: engines.Forward = det.forward
                 detect: Callable[[np.ndarray], list] = det.detect
                 expected[threads] = (det.forward(x), det.detect(photo))
+            elif engine == engines.SSDFACE_INT8:
+                try:
+                    det = ssdface.Detector(blob, num_threads=threads, padded_pass=False,
+                                           score_threshold=0.5, precision="int8")
+                except ValueError as exc:  # a blob without the int8 section
+                    unavailable[engine] = _short(exc)
+                    continue
+                forward, detect = det.forward, det.detect
+                ref_out, ref_faces = expected[threads]
+                errs = [np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b)
+                        for a, b in zip(forward(x), ref_out)]
+                notes.append(f"{engine} ({det.isa}, {threads} thr) vs float32: relative L2 "
+                             f"{errs[0]:.2g} (boxes), {errs[1]:.2g} (logits)")
+                if len(detect(photo)) != len(ref_faces):
+                    notes.append(f"WARNING: {engine} finds {len(detect(photo))} faces, "
+                                 f"float32 {len(ref_faces)}")
             else:
                 try:
                     forward = engines.make_forward(engine, threads, models, blob)
@@ -215,7 +231,7 @@ def measure_startup(args: argparse.Namespace, models: dict[str, Path], blob: Pat
         (Startup(engines.SSDFACE, ".npy folder"),
          [engines.SSDFACE, "--weights", str(args.weights)]),
     ]
-    for engine in engines.ENGINES[1:]:
+    for engine in engines.PEERS:
         fmt = engines.MODEL_FORMAT[engine]
         st = Startup(engine, f".{fmt}", reason=unavailable.get(engine, ""))
         cases.append((st, [engine, "--model", str(models[fmt])]))
@@ -302,7 +318,7 @@ def report(args: argparse.Namespace, rows: list[Row], startup: list[Startup],
     flags = cpu_flags()
     now = datetime.datetime.now(datetime.timezone.utc)
     versions = ", ".join(
-        f"{e} {engines.version(e)}" for e in engines.ENGINES if e != engines.SSDFACE
+        f"{e} {engines.version(e)}" for e in engines.PEERS
     )
     rev = git_revision()
     facts = [

@@ -40,17 +40,20 @@ CLASS_OUTPUT_NAME = "raw_outputs/class_predictions"
 INPUT_SHAPE = (1, 300, 300, 3)
 
 SSDFACE = "ssdface"
+SSDFACE_INT8 = "ssdface int8"  # Detector(precision="int8")
 LITERT = "ai-edge-litert"
 TFLITE_RUNTIME = "tflite-runtime"
 ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"
-ENGINES = (SSDFACE, LITERT, TFLITE_RUNTIME, ONNXRUNTIME, OPENVINO)
+ENGINES = (SSDFACE, SSDFACE_INT8, LITERT, TFLITE_RUNTIME, ONNXRUNTIME, OPENVINO)
+# The peers: engines reading an exported model file.
+PEERS = (LITERT, TFLITE_RUNTIME, ONNXRUNTIME, OPENVINO)
 # The file format each engine reads (ssdface reads its weights directly).
 MODEL_FORMAT = {LITERT: "tflite", TFLITE_RUNTIME: "tflite", ONNXRUNTIME: "onnx",
                 OPENVINO: "onnx"}
 # The distribution whose version is reported for each engine.
-DISTRIBUTION = {SSDFACE: "ssdface", LITERT: "ai-edge-litert", TFLITE_RUNTIME: "tflite-runtime",
-                ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino"}
+DISTRIBUTION = {SSDFACE: "ssdface", SSDFACE_INT8: "ssdface", LITERT: "ai-edge-litert",
+                TFLITE_RUNTIME: "tflite-runtime", ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino"}
 
 Outputs = tuple[np.ndarray, np.ndarray]
 Forward = Callable[[np.ndarray], Outputs]
@@ -238,17 +241,23 @@ def openvino_forward(model: Path, threads: int) -> Forward:
     return run
 
 
-def ssdface_forward(weights: str | os.PathLike[str], threads: int) -> Forward:
+def ssdface_forward(weights: str | os.PathLike[str], threads: int,
+                    precision: str = "f32") -> Forward:
     import ssdface
 
-    return ssdface.Detector(weights, num_threads=threads).forward
+    try:
+        return ssdface.Detector(weights, num_threads=threads, precision=precision).forward
+    except ValueError as exc:  # int8 from a blob without the int8 section
+        if precision == "f32":
+            raise
+        raise Unavailable(str(exc)) from None
 
 
 def make_forward(engine: str, threads: int, models: dict[str, Path],
                  weights: str | os.PathLike[str]) -> Forward:
     """The forward function of ``engine`` at ``threads`` threads, or :class:`Unavailable`."""
-    if engine == SSDFACE:
-        return ssdface_forward(weights, threads)
+    if engine in (SSDFACE, SSDFACE_INT8):
+        return ssdface_forward(weights, threads, "int8" if engine == SSDFACE_INT8 else "f32")
     make = {LITERT: litert_forward, TFLITE_RUNTIME: tflite_runtime_forward,
             ONNXRUNTIME: onnxruntime_forward, OPENVINO: openvino_forward}[engine]
     return make(models[MODEL_FORMAT[engine]], threads)

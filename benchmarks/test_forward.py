@@ -46,10 +46,12 @@ def test_forward(benchmark, engine, threads, models, blob, net_input):
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("engine", engines.ENGINES)
 def test_detect(benchmark, engine, threads, models, blob, anchors, photo):
-    if engine == engines.SSDFACE:
+    if engine in (engines.SSDFACE, engines.SSDFACE_INT8):
         # one pass at 0.5, the peers' pipeline (the default adds a second pass)
+        precision = "int8" if engine == engines.SSDFACE_INT8 else "f32"
+        _forward(engine, threads, models, blob)  # skips int8 without the int8 section
         detect = ssdface.Detector(blob, num_threads=threads, padded_pass=False,
-                                  score_threshold=0.5).detect
+                                  score_threshold=0.5, precision=precision).detect
     else:
         detect = engines.detect_pipeline(_forward(engine, threads, models, blob), anchors)
     benchmark.group = f"detect {photo.shape[1]}x{photo.shape[0]}, {threads} thread(s)"
