@@ -160,8 +160,6 @@ def make_inputs(shared: Path, seed: int = DEFAULT_SEED,
                 crops: int = DEFAULT_CROPS) -> list[CalibrationInput]:
     """Every photo of :data:`PHOTO_GLOBS` (sorted), then ``crops`` random
     square crops of them (``numpy.random.default_rng(seed)``)."""
-    from PIL import Image
-
     paths = [p.relative_to(shared).as_posix()
              for pattern in PHOTO_GLOBS for p in sorted(shared.glob(pattern))]
     if not paths:
@@ -170,8 +168,8 @@ def make_inputs(shared: Path, seed: int = DEFAULT_SEED,
     rng = np.random.default_rng(seed)
     for _ in range(crops):
         rel = paths[int(rng.integers(len(paths)))]
-        with Image.open(shared / rel) as im:
-            width, height = im.size
+        # the oriented size (EXIF applied), as load_input decodes it; draft decode
+        width, height = decode(shared / rel, need=lambda w, h: (1, 1)).size
         side = max(1, int(rng.uniform(*CROP_SIDE) * min(width, height)))
         x0 = int(rng.integers(width - side + 1))
         y0 = int(rng.integers(height - side + 1))
