@@ -8,11 +8,15 @@ bit.
   int8 per-channel weights, int32 folded biases, float32 requantization) and
   :func:`quantize_model`;
 - :mod:`ssdface.quant.graph`: float and int8 executors of the layer table;
+- :mod:`ssdface.quant.calibrate`: activation ranges from the float model
+  (``python -m ssdface.quant.calibrate``), stored in
+  ``ssd_mobilenetv2_face.int8-ranges.json`` beside this file.
 
 ::
 
     from ssdface.quant import load_float_weights, quantize_model, run_int8
-    model = quantize_model(load_float_weights(), ranges)  # {layer index: (min, max)}
+    from ssdface.quant.calibrate import load_ranges  # not imported by the package:
+    model = quantize_model(load_float_weights(), load_ranges().ranges)  # it is a CLI too
     run = run_int8(model, ssdface.preprocess("photo.jpg")[0])
     run.boxes, run.logits  # [1917, 4], [1917, 2]: one row of Detector.forward
 """

@@ -119,8 +119,10 @@ class Run:
     logits: np.ndarray
 
 
-def _assemble(layers: Sequence[Layer], outputs: Sequence[np.ndarray]
-              ) -> tuple[np.ndarray, np.ndarray]:
+def assemble(layers: Sequence[Layer], outputs: Sequence[np.ndarray]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(boxes, logits) from every layer's output: each head's output, flattened
+    in NHWC order, at its ``dst_offset`` of the flat box or class output."""
     sizes = output_sizes(list(layers))
     flat = {buf: np.empty(n, dtype=np.float32) for buf, n in sizes.items()}
     for layer, y in zip(layers, outputs):
@@ -157,7 +159,7 @@ def run_float(weights: FloatWeights | dict[str, np.ndarray], x: np.ndarray,
         res = value(layer.adds) if layer.residual else None
         outputs.append(float_layer(layer, value(layer.reads), weights[layer.weight],
                                    weights[layer.bias], res, dtype))
-    boxes, logits = _assemble(layers, outputs)
+    boxes, logits = assemble(layers, outputs)
     return Run(x, outputs, boxes, logits)
 
 
@@ -214,7 +216,7 @@ def run_int8(model: QuantizedModel, x: np.ndarray,
     for layer, lq in zip(layers, model.layers):
         res = value(layer.adds) if layer.residual else None
         outputs.append(int8_layer(lq, layer, value(layer.reads), res))
-    boxes, logits = _assemble(layers, outputs)
+    boxes, logits = assemble(layers, outputs)
     return Run(q, outputs, boxes, logits)
 
 
@@ -231,6 +233,7 @@ __all__ = [
     "CLASSES_BUFFER",
     "Run",
     "accumulate",
+    "assemble",
     "conv_sum",
     "dequantized",
     "float_layer",

@@ -1,0 +1,411 @@
+"""Calibration: the activation ranges of the int8 model, from the float model.
+
+::
+
+    python -m ssdface.quant.calibrate --weights DIR [--images LIST] [--shared DIR]
+        [--statistic NAME] [--out FILE] [--stats-cache NPZ]
+    python -m ssdface.quant.calibrate --write-inputs [--seed N] [--crops N]
+
+Inputs
+    The list (default :data:`INPUTS_FILE`, ``calibration_inputs.txt`` beside
+    this module) holds one input a line: a path relative to the shared folder
+    (``$SSDFACE_SHARED`` or ``<repo>/../shared``), optionally followed by
+    ``crop X0 Y0 X1 Y1`` (a rectangle in pixels of the stored image).
+    ``#`` starts a comment. The committed list is the shared photos
+    (``images/*.jpg``), the annotated photos (``eval/faces/images/wider/*.jpg``)
+    and 64 random crops of them drawn with seed 0 by ``--write-inputs``
+    (written out with their coordinates, so the list does not depend on any
+    random generator). Only paths are committed, never images.
+
+    Each input is preprocessed as a detector's one pass: a whole image is
+    decoded as :meth:`ssdface.Detector.detect` decodes it for one view
+    (:func:`ssdface.image.decode`, JPEG at the reduced draft scale) and
+    resized to 300x300 (:func:`ssdface._core.resize_normalize`); a crop is
+    cut from the full-resolution decode and resized the same way. The resize
+    runs the portable ``scalar`` kernel set (the variants differ only in
+    float32 rounding, < 1e-5), so the result does not depend on the CPU.
+
+Statistics
+    The float network runs in float64 (:func:`ssdface.quant.graph.run_float`)
+    and, for every non-head layer output, records per input its min, max and
+    the percentiles of :data:`PERCENTILES` (NumPy's linear interpolation).
+    A statistic combines them over the inputs into one ``(min, max)`` per
+    layer, rounded to float32 (so float64 summation-order noise between BLAS
+    builds almost never changes a byte of the result):
+
+    - ``minmax``: the smallest min and the largest max over all inputs;
+    - ``pP`` (``p99.99``, ``p99.9``...): per input, the ``(100 - P)``-th and
+      ``P``-th percentiles; then the smallest low and the largest high;
+    - ``mean-minmax``: the mean over the inputs of each input's min and max.
+
+    Which statistic: measured with ``python benchmarks/quant_accuracy.py
+    --stats-cache NPZ --statistics minmax,p99.999,p99.99,p99.9,mean-minmax``
+    (one pass of the float C engine and of the int8 simulation on the 101
+    annotated photos of ``shared/eval/faces``; faces at the default score
+    threshold 0.28; "matched": f32 faces with an int8 face at IoU >= 0.8;
+    mean IoU and mean score difference of those pairs; AP of the 0.01 run on
+    all scored faces and on faces >= 32 px; "photos": f32 faces of the 3
+    shared photos with an int8 face at IoU >= 0.9)::
+
+        statistic    matched  mean IoU  score diff  AP all f32/int8  AP >=32px f32/int8  photos
+        minmax       52/52    0.974     0.0323      0.0330/0.0349    0.5023/0.5309       5/5
+        p99.999      52/52    0.976     0.0296      0.0330/0.0346    0.5023/0.5272       5/5
+        p99.99       51/52    0.976     0.0313      0.0330/0.0352    0.5023/0.5349       5/5
+        p99.9        51/52    0.972     0.0337      0.0330/0.0351    0.5023/0.5346       5/5
+        mean-minmax  52/52    0.972     0.0305      0.0330/0.0348    0.5023/0.5285       5/5
+
+    ``p99.999`` (the default) is closest on every column, but the
+    differences are small: the statistic barely matters here. The int8
+    error is dominated by the weights (depthwise weights above all), not by
+    the activation ranges: on 21 of the photos the RMS error of the logits
+    against float is 0.29 with everything quantized, 0.26 with only the
+    weights and biases quantized, 0.12 with only the activations.
+
+Output
+    A JSON file (default :data:`RANGES_FILE`, committed beside this module):
+    ``format``, ``model``, ``statistic``, ``weights_checksum`` (XXH64 of the
+    packed weights, as ``Detector.weights_info["checksum"]``), ``inputs``
+    (list file name, SHA-256 of its bytes, count) and ``ranges``: for each
+    non-head layer, keyed by its index (as a string, in layer order), the
+    layer's weight tensor name and its ``min`` and ``max``. Rerunning with
+    the same inputs and weights writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import _core
+from ..image import decode
+from .graph import run_float
+from .network import FloatWeights, Layer, load_float_weights, network_layers
+from .scheme import ActivationRange
+
+FORMAT = "ssdface-int8-ranges/1"
+INPUTS_FILE = Path(__file__).resolve().with_name("calibration_inputs.txt")
+RANGES_FILE = Path(__file__).resolve().with_name(f"{_core.MODEL_NAME}.int8-ranges.json")
+DEFAULT_STATISTIC = "p99.999"
+# Percentiles recorded per input (low and high tails of each candidate pP).
+PERCENTILES = (0.001, 0.01, 0.1, 99.9, 99.99, 99.999)
+RESIZE_IMPL = "scalar"  # portable kernel set: the same inputs on any CPU
+PHOTO_GLOBS = ("images/*.jpg", "eval/faces/images/wider/*.jpg")
+DEFAULT_SEED = 0
+DEFAULT_CROPS = 64
+CROP_SIDE = (0.25, 0.75)  # crop side, as a fraction of the image's short side
+
+
+# ---------------------------------------------------------------------------
+# The input list
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalibrationInput:
+    """One calibration input: an image path relative to the shared folder,
+    optionally a crop ``(x0, y0, x1, y1)`` in pixels of the stored image."""
+
+    path: str
+    crop: tuple[int, int, int, int] | None = None
+
+    def line(self) -> str:
+        if self.crop is None:
+            return self.path
+        return f"{self.path} crop {' '.join(str(v) for v in self.crop)}"
+
+
+def default_shared_dir() -> Path:
+    """``$SSDFACE_SHARED`` or ``<repo>/../shared``."""
+    env = os.environ.get("SSDFACE_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
+
+
+def parse_inputs(text: str) -> list[CalibrationInput]:
+    """The inputs of a list file's text (see the module docstring)."""
+    items = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) == 1:
+            items.append(CalibrationInput(parts[0]))
+        elif len(parts) == 6 and parts[1] == "crop":
+            x0, y0, x1, y1 = (int(v) for v in parts[2:])
+            if not (0 <= x0 < x1 and 0 <= y0 < y1):
+                raise ValueError(f"line {n}: empty or negative crop {parts[2:]}")
+            items.append(CalibrationInput(parts[0], (x0, y0, x1, y1)))
+        else:
+            raise ValueError(f"line {n}: expected PATH or PATH crop X0 Y0 X1 Y1, got {raw!r}")
+        if Path(items[-1].path).is_absolute() or ".." in Path(items[-1].path).parts:
+            raise ValueError(f"line {n}: paths must be relative to the shared folder")
+    return items
+
+
+def read_inputs(path: Path = INPUTS_FILE) -> tuple[list[CalibrationInput], str]:
+    """The inputs of a list file and the SHA-256 of its bytes."""
+    data = Path(path).read_bytes()
+    return parse_inputs(data.decode("utf-8")), hashlib.sha256(data).hexdigest()
+
+
+def make_inputs(shared: Path, seed: int = DEFAULT_SEED,
+                crops: int = DEFAULT_CROPS) -> list[CalibrationInput]:
+    """Every photo of :data:`PHOTO_GLOBS` (sorted), then ``crops`` random
+    square crops of them (``numpy.random.default_rng(seed)``)."""
+    paths = [p.relative_to(shared).as_posix()
+             for pattern in PHOTO_GLOBS for p in sorted(shared.glob(pattern))]
+    if not paths:
+        raise FileNotFoundError(f"no photos under {shared} ({', '.join(PHOTO_GLOBS)})")
+    items = [CalibrationInput(p) for p in paths]
+    rng = np.random.default_rng(seed)
+    for _ in range(crops):
+        rel = paths[int(rng.integers(len(paths)))]
+        # the oriented size (EXIF applied), as load_input decodes it; draft decode
+        width, height = decode(shared / rel, need=lambda w, h: (1, 1)).size
+        side = max(1, int(rng.uniform(*CROP_SIDE) * min(width, height)))
+        x0 = int(rng.integers(width - side + 1))
+        y0 = int(rng.integers(height - side + 1))
+        items.append(CalibrationInput(rel, (x0, y0, x0 + side, y0 + side)))
+    return items
+
+
+def format_inputs(items: Sequence[CalibrationInput], seed: int, crops: int) -> str:
+    """The text of a list file."""
+    head = [
+        "# Calibration inputs of the int8 model (ssdface.quant.calibrate): paths",
+        "# relative to the shared folder, optionally `crop X0 Y0 X1 Y1` in stored pixels.",
+        f"# Written by `python -m ssdface.quant.calibrate --write-inputs --seed {seed} "
+        f"--crops {crops}`.",
+    ]
+    return "\n".join(head + [it.line() for it in items]) + "\n"
+
+
+def load_input(shared: Path, item: CalibrationInput) -> np.ndarray:
+    """The float32 ``[300, 300, 3]`` network input of one calibration input."""
+    path = shared / item.path
+    if item.crop is None:
+        pixels = decode(path).pixels  # as Detector.detect decodes one view
+    else:
+        full = decode(path, need=lambda w, h: (w, h)).pixels
+        x0, y0, x1, y1 = item.crop
+        if x1 > full.shape[1] or y1 > full.shape[0]:
+            raise ValueError(f"{item.line()}: crop outside the {full.shape[1]}x"
+                             f"{full.shape[0]} image")
+        pixels = np.ascontiguousarray(full[y0:y1, x0:x1])
+    return _core.resize_normalize(pixels, impl=RESIZE_IMPL)
+
+
+# ---------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    """Per input and quantized layer: ``mins``/``maxs`` ``[inputs, layers]``
+    and ``percentiles`` ``[inputs, layers, len(PERCENTILES)]``; ``layers``
+    the layer indices of the columns."""
+
+    layers: np.ndarray
+    mins: np.ndarray
+    maxs: np.ndarray
+    percentiles: np.ndarray
+
+    def save(self, path: Path, inputs_sha256: str) -> None:
+        """Write an ``.npz``, tagged with the input list's SHA-256."""
+        np.savez(path, layers=self.layers, mins=self.mins, maxs=self.maxs,
+                 percentiles=self.percentiles, percentile_points=np.array(PERCENTILES),
+                 inputs_sha256=np.array(inputs_sha256))
+
+    @classmethod
+    def load(cls, path: Path, inputs_sha256: str) -> Stats:
+        """Read an ``.npz`` written by :meth:`save` for the same input list."""
+        with np.load(path) as z:
+            if tuple(z["percentile_points"]) != PERCENTILES:
+                raise ValueError(f"{path}: recorded other percentiles")
+            if str(z["inputs_sha256"]) != inputs_sha256:
+                raise ValueError(f"{path}: recorded for another input list")
+            return cls(z["layers"], z["mins"], z["maxs"], z["percentiles"])
+
+
+def quantized_layers(layers: Sequence[Layer] | None = None) -> list[Layer]:
+    """The layers whose outputs are quantized (every non-head layer)."""
+    layers = network_layers() if layers is None else layers
+    return [layer for layer in layers if not layer.head]
+
+
+def input_stats(weights: FloatWeights, x: np.ndarray,
+                layers: Sequence[Layer] | None = None) -> tuple[np.ndarray, ...]:
+    """``(mins, maxs, percentiles)`` of every quantized layer for one input."""
+    layers = network_layers() if layers is None else list(layers)
+    run = run_float(weights, x, np.float64, layers)
+    keep = quantized_layers(layers)
+    mins = np.array([run.outputs[lay.index].min() for lay in keep])
+    maxs = np.array([run.outputs[lay.index].max() for lay in keep])
+    pct = np.stack([np.percentile(run.outputs[lay.index], PERCENTILES) for lay in keep])
+    return mins, maxs, pct
+
+
+def collect_stats(weights: FloatWeights, items: Sequence[CalibrationInput], shared: Path,
+                  progress: bool = False) -> Stats:
+    """Run the float64 model on every input and record its statistics."""
+    layers = network_layers()
+    rows = []
+    for n, item in enumerate(items, 1):
+        rows.append(input_stats(weights, load_input(shared, item), layers))
+        if progress:
+            print(f"\r{n}/{len(items)} {item.line()[:70]:70s}", end="", file=sys.stderr,
+                  flush=True)
+    if progress:
+        print(file=sys.stderr)
+    keep = np.array([lay.index for lay in quantized_layers(layers)])
+    return Stats(keep, np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]),
+                 np.stack([r[2] for r in rows]))
+
+
+def statistic_names() -> list[str]:
+    """The statistics :func:`ranges_from_stats` knows."""
+    highs = [p for p in PERCENTILES if p > 50]
+    return ["minmax", "mean-minmax"] + [f"p{p:g}" for p in highs]
+
+
+def ranges_from_stats(stats: Stats, statistic: str = DEFAULT_STATISTIC
+                      ) -> dict[int, ActivationRange]:
+    """Layer index -> ``(min, max)`` by a statistic (see the module docstring),
+    each rounded to float32."""
+    if statistic == "minmax":
+        lo, hi = stats.mins.min(axis=0), stats.maxs.max(axis=0)
+    elif statistic == "mean-minmax":
+        lo, hi = stats.mins.mean(axis=0), stats.maxs.mean(axis=0)
+    elif statistic.startswith("p") and statistic in statistic_names():
+        p = float(statistic[1:])
+        k_hi = PERCENTILES.index(p)
+        k_lo = min(range(len(PERCENTILES)), key=lambda k: abs(PERCENTILES[k] - (100 - p)))
+        lo = stats.percentiles[:, :, k_lo].min(axis=0)
+        hi = stats.percentiles[:, :, k_hi].max(axis=0)
+    else:
+        raise ValueError(f"unknown statistic {statistic!r}; known: {statistic_names()}")
+    return {int(i): (float(np.float32(a)), float(np.float32(b)))
+            for i, a, b in zip(stats.layers, lo, hi)}
+
+
+# ---------------------------------------------------------------------------
+# The ranges file
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """A calibration result: per quantized layer index, ``(min, max)``."""
+
+    ranges: dict[int, ActivationRange]
+    statistic: str
+    weights_checksum: int
+    inputs_sha256: str
+    inputs_count: int
+
+
+def ranges_json(ranges: Ranges, inputs_name: str,
+                layers: Sequence[Layer] | None = None) -> str:
+    """The text of a ranges file."""
+    layers = network_layers() if layers is None else layers
+    by_index = {lay.index: lay for lay in layers}
+    doc = {
+        "format": FORMAT,
+        "model": _core.MODEL_NAME,
+        "statistic": ranges.statistic,
+        "weights_checksum": f"0x{ranges.weights_checksum:016x}",
+        "inputs": {"file": inputs_name, "sha256": ranges.inputs_sha256,
+                   "count": ranges.inputs_count},
+    }
+    head = json.dumps(doc, indent=1)[:-2]  # without the closing "\n}"
+    entries = [f'  "{i}": ' + json.dumps({"weight": by_index[i].weight, "min": lo, "max": hi})
+               for i, (lo, hi) in sorted(ranges.ranges.items())]
+    return head + ',\n "ranges": {\n' + ",\n".join(entries) + "\n }\n}\n"  # a layer a line
+
+
+def load_ranges(path: str | os.PathLike[str] = RANGES_FILE,
+                layers: Sequence[Layer] | None = None) -> Ranges:
+    """Read a ranges file and check it against the layer table (every
+    quantized layer present, under its weight tensor's name)."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    if doc.get("format") != FORMAT or doc.get("model") != _core.MODEL_NAME:
+        raise ValueError(f"{path}: not a {FORMAT} file for {_core.MODEL_NAME}")
+    layers = network_layers() if layers is None else layers
+    out: dict[int, ActivationRange] = {}
+    for lay in quantized_layers(layers):
+        entry = doc["ranges"].get(str(lay.index))
+        if entry is None or entry.get("weight") != lay.weight:
+            raise ValueError(f"{path}: no range for layer {lay.index} ({lay.weight})")
+        lo, hi = float(entry["min"]), float(entry["max"])
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+            raise ValueError(f"{path}: layer {lay.index}: bad range [{lo}, {hi}]")
+        out[lay.index] = (lo, hi)
+    extra = set(doc["ranges"]) - {str(i) for i in out}
+    if extra:
+        raise ValueError(f"{path}: ranges for layers that are not quantized: {sorted(extra)}")
+    return Ranges(out, doc["statistic"], int(doc["weights_checksum"], 16),
+                  doc["inputs"]["sha256"], int(doc["inputs"]["count"]))
+
+
+def calibrate(weights: FloatWeights, items: Sequence[CalibrationInput], inputs_sha256: str,
+              shared: Path, statistic: str = DEFAULT_STATISTIC,
+              stats: Stats | None = None, progress: bool = False) -> tuple[Ranges, Stats]:
+    """Ranges of ``items`` (or of ``stats`` already collected from them)."""
+    if stats is None:
+        stats = collect_stats(weights, items, shared, progress)
+    elif stats.mins.shape[0] != len(items):
+        raise ValueError(f"the statistics hold {stats.mins.shape[0]} inputs, not {len(items)}")
+    return Ranges(ranges_from_stats(stats, statistic), statistic, weights.checksum,
+                  inputs_sha256, len(items)), stats
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ssdface.quant.calibrate",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", help="folder of .npy files or a blob (default: the "
+                    "detector's own search)")
+    ap.add_argument("--images", type=Path, default=INPUTS_FILE, help="the input list file")
+    ap.add_argument("--shared", type=Path, default=None,
+                    help="the shared folder the list's paths are relative to")
+    ap.add_argument("--statistic", default=DEFAULT_STATISTIC, choices=statistic_names())
+    ap.add_argument("--out", type=Path, default=RANGES_FILE, help="the JSON file to write")
+    ap.add_argument("--stats-cache", type=Path, default=None,
+                    help="an .npz of per-input statistics: read if it exists, else written")
+    ap.add_argument("--write-inputs", action="store_true",
+                    help="write the input list (--images) from the shared photos and exit")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument("--crops", type=int, default=DEFAULT_CROPS)
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    shared = args.shared or default_shared_dir()
+    if args.write_inputs:
+        items = make_inputs(shared, args.seed, args.crops)
+        args.images.write_text(format_inputs(items, args.seed, args.crops), encoding="utf-8")
+        print(f"{args.images}: {len(items)} inputs")
+        return 0
+    items, sha = read_inputs(args.images)
+    weights = load_float_weights(args.weights)
+    stats = None
+    if args.stats_cache is not None and args.stats_cache.is_file():
+        stats = Stats.load(args.stats_cache, sha)
+    ranges, stats = calibrate(weights, items, sha, shared, args.statistic, stats,
+                              progress=not args.quiet)
+    if args.stats_cache is not None and not args.stats_cache.is_file():
+        stats.save(args.stats_cache, sha)
+    args.out.write_text(ranges_json(ranges, args.images.name), encoding="utf-8")
+    print(f"{args.out}: {len(ranges.ranges)} layer ranges ({args.statistic}, "
+          f"{len(items)} inputs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
