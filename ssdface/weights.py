@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -33,10 +34,12 @@ UPSTREAM = (
 # XXH64 (the blob header's checksum) of the blob `ssdface pack` writes from
 # the reference weights this release expects: the 144 .npy files of
 # webmachinelearning/test-data, models/ssd_mobilenetv2_face_nhwc/weights/
-# (with the zero stand-in tensor the README describes). Packing is
-# deterministic, so the same files give the same checksum on any machine; it
-# changes with the blob format version.
-EXPECTED_CHECKSUM = 0x4563E3C1D31FC199
+# (with the zero stand-in tensor the README describes), with the int8
+# section quantized by the committed calibration
+# (ssdface/quant/*.int8-ranges.json). Packing is deterministic, so the same
+# files give the same checksum on any machine; it changes with the blob
+# format and with the calibration.
+EXPECTED_CHECKSUM = 0x3986C6F95820EFFF
 
 BlobError = _core.BlobError
 
@@ -159,9 +162,26 @@ def read_npy_dir(src_dir: PathLike) -> list[np.ndarray]:
     return arrays
 
 
+def float_checksum(arrays: Sequence[np.ndarray]) -> int:
+    """The identity of a set of float weights: the XXH64 of the float32-only
+    blob they pack to (what an int8 calibration is tied to)."""
+    return int.from_bytes(bytes(_core.pack_blob(list(arrays))[56:64]), "little")
+
+
+def pack_arrays(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Pack the model's float32 tensors (blob order) into an in-memory blob,
+    with the int8 (qu8) section when the committed calibration is of these
+    very weights (:func:`ssdface.quant.blob.int8_section`); other weights
+    pack float32 only, and an int8 detector on them says how to calibrate."""
+    from .quant.blob import int8_section  # ssdface.quant imports this module
+
+    section = int8_section(arrays, float_checksum(arrays))
+    return _core.pack_blob(list(arrays), qu8=section)
+
+
 def pack_bytes(src_dir: PathLike) -> np.ndarray:
     """Pack a folder of ``.npy`` files into an in-memory blob (aligned uint8 array)."""
-    return _core.pack_blob(read_npy_dir(src_dir))
+    return pack_arrays(read_npy_dir(src_dir))
 
 
 def pack_weights(src_dir: PathLike, dst_path: PathLike) -> Path:

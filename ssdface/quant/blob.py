@@ -5,11 +5,13 @@ exactly the arithmetic of :mod:`ssdface.quant.scheme`; this only renames.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .scheme import INPUT_QUANT, QuantizedModel
+from .. import _core
+from .scheme import INPUT_QUANT, QuantizedModel, quantize_model
 
 # The network input's quantization as the engine applies it:
 # q = clamp(rint(x * 127.5f) + 128, 0, 255). 1 / (1/127.5) is 127.5 exactly.
@@ -33,3 +35,18 @@ def qu8_section(model: QuantizedModel) -> dict[str, Any]:
             res_zero=lq.z_r, res_scale=float(lq.m_r), f32_out=lq.head))
     return dict(input_inv_scale=INPUT_INV_SCALE, input_zero=INPUT_QUANT.zero_point,
                 layers=layers)
+
+
+def int8_section(arrays: Sequence[np.ndarray], checksum: int) -> dict[str, Any] | None:
+    """The qu8 section for the model's float tensors ``arrays`` (blob order)
+    whose float32-only blob has XXH64 ``checksum``: quantized with the
+    committed calibration when it was made on these weights, else None
+    (ranges calibrated on other weights would quantize these badly, and
+    silently)."""
+    from .calibrate import RANGES_FILE, load_ranges
+
+    ranges = load_ranges(RANGES_FILE)
+    if ranges.weights_checksum != checksum:
+        return None
+    names = [name for name, _kind, _shape in _core.tensor_specs()]
+    return qu8_section(quantize_model(dict(zip(names, arrays)), ranges.ranges))

@@ -18,7 +18,7 @@ from typing import Any, Union
 import numpy as np
 
 from .. import _core
-from ..weights import BytesLike, open_engine
+from ..weights import BytesLike, float_checksum, open_engine
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -122,7 +122,9 @@ def split_outputs(flat: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class FloatWeights:
     """The model's float32 tensors in source layout, by tensor name, and the
-    XXH64 checksum of the blob they pack to (``weights_info["checksum"]``)."""
+    XXH64 checksum of the float32-only blob they pack to
+    (:func:`ssdface.weights.float_checksum`: the identity a calibration
+    records)."""
 
     tensors: dict[str, np.ndarray]
     checksum: int
@@ -141,6 +143,8 @@ def load_float_weights(weights: PathLike | BytesLike | None = None) -> FloatWeig
     """
     engine, _path = open_engine(weights, 1)
     try:
-        return FloatWeights(dict(engine.source_tensors()), int(engine.info["checksum"]))
+        tensors = dict(engine.source_tensors())
     finally:
         engine.close()
+    names = [name for name, _kind, _shape in _core.tensor_specs()]
+    return FloatWeights(tensors, float_checksum([tensors[n] for n in names]))
