@@ -178,9 +178,9 @@ int ssdf_blob_check_header(const uint8_t *data, size_t avail, uint64_t file_size
      * claiming more is refused before anything hashes gigabytes. */
     if (file_size != ssdf_blob_size(g, with_qu8))
         return ssdf_fail(err, SSDF_ERR_FORMAT,
-                         "blob is %" PRIu64 " bytes; a blob of %s%s is %zu bytes", file_size,
-                         g->name, with_qu8 ? " with its qu8 section" : "",
-                         ssdf_blob_size(g, with_qu8));
+                         "blob is %" PRIu64 " bytes; a blob of %s is %zu bytes%s", file_size,
+                         g->name, ssdf_blob_size(g, with_qu8),
+                         with_qu8 ? " (with its qu8 section)" : "");
     return SSDF_OK;
 }
 

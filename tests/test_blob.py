@@ -19,6 +19,9 @@ from ssdface import _core, _testing
 from ssdface.weights import BlobError
 
 HEADER = 128
+# Table entries of the reference blob: the float32 tensors, then the int8
+# section's (one per layer and the layer records).
+ENTRIES = len(_core.tensor_specs()) + len(_core.layers()) + 1
 ENTRY = 128
 
 
@@ -40,7 +43,7 @@ def entry_offset(data: bytes, name: str) -> int:
 def test_header_fields(blob_bytes):
     assert blob_bytes[:8] == b"SSDFBLOB"
     version, header, count, entry = struct.unpack_from("<IIII", blob_bytes, 8)
-    assert (version, header, count, entry) == (_core.BLOB_VERSION, 128, 144, 128)
+    assert (version, header, count, entry) == (_core.BLOB_VERSION, 128, ENTRIES, 128)
     table, payload, payload_size, file_size, checksum = struct.unpack_from("<QQQQQ", blob_bytes, 24)
     assert table == 128 and payload % 64 == 0
     assert file_size == len(blob_bytes) and payload + payload_size == file_size
@@ -72,7 +75,7 @@ def test_blob_file_and_folder_give_identical_outputs(weights_dir, blob_file):
 def test_unaligned_buffer_is_copied(blob_bytes):
     raw = np.frombuffer(b"\0" + blob_bytes, dtype=np.uint8)[1:]  # misaligned view
     engine = _core.Engine(raw)
-    assert engine.info["tensor_count"] == 144
+    assert engine.info["tensor_count"] == ENTRIES
 
 
 def write(tmp_path: Path, data: bytes) -> Path:
@@ -124,7 +127,7 @@ NAME = "FeatureExtractor_MobilenetV2_Conv_1_weights"
     "field,value,message",
     [
         (96, 1279, "dimension 0"),               # shape
-        (88, 2, "dtype"),                         # dtype code
+        (88, 7, "dtype"),                         # dtype code
         (90, 4 + 256, "layout kind"),             # kind (u16)
         (112, 2**40, "outside the payload"),      # offset far out
         (112, 8, "not aligned"),                  # misaligned offset

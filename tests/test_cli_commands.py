@@ -24,6 +24,16 @@ def test_detect_in_process(capsys, weights_dir, photo_paths):
     assert len(box) == 4
 
 
+def test_detect_precision_int8(capsys, weights_dir, photo_paths):
+    """--precision int8 runs the quantized network: the same faces here."""
+    paths = [str(photo_paths[k]) for k in ("group_selfie", "portrait_padded", "foliage_no_face")]
+    assert main(["detect", *paths, "--weights", str(weights_dir), "--format", "json",
+                 "--jobs", "1", "--precision", "int8"]) == 0
+    assert [len(r["faces"]) for r in json.loads(capsys.readouterr().out)] == [4, 1, 0]
+    with pytest.raises(SystemExit):
+        main(["detect", paths[0], "--precision", "int4"])
+
+
 def test_detect_json_and_threshold(capsys, weights_dir, photo_paths):
     paths = [str(photo_paths[k]) for k in ("group_selfie", "portrait_padded", "foliage_no_face")]
     assert main(["detect", *paths, "--weights", str(weights_dir), "--json", "--jobs", "1"]) == 0

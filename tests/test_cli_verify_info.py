@@ -16,6 +16,10 @@ import pytest
 from cli_support import run
 
 import ssdface
+from ssdface import _core
+
+# Table entries of the reference blob: the float32 tensors and the int8 section.
+ENTRIES = len(_core.tensor_specs()) + len(_core.layers()) + 1
 
 
 def _one_error_line(proc: subprocess.CompletedProcess, *parts: str) -> str:
@@ -58,10 +62,10 @@ def test_verify_a_good_blob(tmp_path, blob):
         fields = _fields(proc.stdout)
         assert fields["weights"] == str(blob)
         assert fields["version"] == str(_core.BLOB_VERSION)
-        assert fields["tensor_count"] == "144"
+        assert fields["tensor_count"] == str(ENTRIES)
         assert fields["file_size"] == str(blob.stat().st_size)
-        assert fields["checksum"] == f"{EXPECTED_CHECKSUM:#018x}" == "0x4563e3c1d31fc199"
-        assert fields["expected_checksum"].startswith("0x4563e3c1d31fc199 (matches")
+        assert fields["checksum"] == f"{EXPECTED_CHECKSUM:#018x}" == "0x3986c6f95820efff"
+        assert fields["expected_checksum"].startswith("0x3986c6f95820efff (matches")
         assert proc.stdout.splitlines()[-1] == "ok"
 
 
@@ -72,7 +76,7 @@ def test_verify_a_folder_of_npy_files(tmp_path, blob, weights_dir):
     fields = _fields(proc.stdout)
     assert fields["weights"] == str(weights_dir)
     assert "packed in memory" in fields["source"]
-    assert fields["checksum"] == "0x4563e3c1d31fc199"
+    assert fields["checksum"] == "0x3986c6f95820efff"
     assert fields["file_size"] == str(blob.stat().st_size)
     assert "(matches" in fields["expected_checksum"]
     assert proc.stdout.splitlines()[-1] == "ok"
@@ -90,7 +94,7 @@ def test_verify_other_weights_are_valid_but_not_the_expected(tmp_path, blob, wei
     proc = run(["verify", folder], cwd=tmp_path, blob=blob)
     assert proc.returncode == 0, proc.stderr
     fields = _fields(proc.stdout)
-    assert fields["checksum"] != "0x4563e3c1d31fc199"
+    assert fields["checksum"] != "0x3986c6f95820efff"
     assert "(differs: not the reference weights" in fields["expected_checksum"]
 
 
@@ -139,6 +143,10 @@ def test_info_lists_versions_kernels_threads_and_weights(tmp_path, blob):
     assert fields["kernels"] == isa.default_isa()
     assert fields["kernels_available"].split() == isa.available_isas()
     assert fields["kernels_compiled"].split() == isa.compiled_isas()
+    assert fields["precision_default"].startswith("f32 ")
+    assert fields["kernels_int8"] == isa.best_isa("int8")
+    assert fields["kernels_int8_available"].split() == isa.available_isas("int8")
+    assert fields["int8"] == "yes"
     features = isa.cpu_features()
     if features is None:
         assert fields["cpu_features"].startswith("unknown")
@@ -151,8 +159,8 @@ def test_info_lists_versions_kernels_threads_and_weights(tmp_path, blob):
     assert fields["detect_threads_default"] == "1"
     assert fields["build"]
     assert fields["weights"] == str(blob)
-    assert fields["checksum"] == "0x4563e3c1d31fc199"
-    assert fields["tensor_count"] == "144"
+    assert fields["checksum"] == "0x3986c6f95820efff"
+    assert fields["tensor_count"] == str(ENTRIES)
     assert "(matches" in fields["expected_checksum"]
 
 

@@ -104,13 +104,37 @@ def test_int8_finds_the_float_faces(name, qblob, photo_paths):
         assert max((_iou(face, g) for g in got), default=0.0) >= 0.9
 
 
-def test_float_only_blob_refuses_int8(blob_bytes):
+@pytest.fixture(scope="session")
+def float_only(weights_dir) -> bytes:
+    """The reference weights packed without the int8 section."""
+    from ssdface.weights import read_npy_dir
+
+    return _core.pack_blob(read_npy_dir(weights_dir)).tobytes()
+
+
+def test_float_only_blob_refuses_int8(float_only, blob_bytes):
     with pytest.raises(ValueError, match="no int8"):
-        Detector(blob_bytes, precision="int8")
+        Detector(float_only, precision="int8")
     with pytest.raises(ValueError, match="precision"):
-        Detector(blob_bytes, precision="int4")
-    with Detector(blob_bytes) as det:
+        Detector(float_only, precision="int4")
+    with Detector(float_only) as det:
         assert det.weights_info["has_qu8"] is False
+    with Detector(blob_bytes, precision="int8") as det:  # the reference blob has it
+        assert det.weights_info["has_qu8"] is True and det.precision == "int8"
+
+
+def test_other_weights_pack_without_int8(weights_dir, tmp_path):
+    """The committed calibration belongs to the reference weights: other
+    weights pack float32 only, and an int8 detector on them says so."""
+    from ssdface.weights import pack_arrays, read_npy_dir
+
+    arrays = read_npy_dir(weights_dir)
+    arrays[0] = arrays[0] * np.float32(1.5)
+    blob = pack_arrays(arrays)
+    with Detector(blob) as det:
+        assert det.weights_info["has_qu8"] is False
+    with pytest.raises(ValueError, match="no int8"):
+        Detector(blob, precision="int8")
 
 
 def _entry(blob: bytes, name: bytes, dtype: int) -> tuple[int, int]:
@@ -158,9 +182,9 @@ def test_qu8_weights_entry_checks(qblob):
         _core.Engine(_rechecksum(data), 1, "f32")
 
 
-def test_version_2_blob_still_runs_float(blob_bytes, inputs):
+def test_version_2_blob_still_runs_float(float_only, blob_bytes, inputs):
     """Format 2 is format 3 without the qu8 section: an older blob loads."""
-    data = bytearray(blob_bytes)
+    data = bytearray(float_only)
     struct.pack_into("<I", data, 8, 2)
     old = _core.Engine(_rechecksum(data), 1, "f32")
     new = _core.Engine(blob_bytes, 1, "f32")

@@ -49,7 +49,7 @@ class State:
     work: bytearray
     count: int
     payload_off: int
-    names: list[bytes]  # graph tensor names, blob order
+    names: list[bytes]  # entry names, blob order (a qu8 entry: its float tensor's)
     entries: list[tuple[int, int]]  # (offset, size) per tensor, pristine
     entry_meta: list[bytes]  # bytes [88:112) of each pristine entry
     image: Any
@@ -108,8 +108,9 @@ def _accepted_blob_problems(img: BlobImage) -> tuple[list[str], list[tuple[int, 
     ranges = []
     table = [img.read(HEADER + j * ENTRY, ENTRY) for j in range(min(count, 256))]
     for i, name in enumerate(S.names):
+        # a qu8 entry carries its float tensor's name: match the dtype too
         entry = next((e for e in table if e[:len(name) + 1] == name + b"\0"
-                      and struct.unpack_from("<H", e, 88)[0] == F32), None)
+                      and e[88:90] == S.entry_meta[i][:2]), None)
         if entry is None or len(entry) < ENTRY:
             problems.append(f"tensor {name.decode()} missing")
             continue
@@ -134,7 +135,8 @@ def check_accepted(img: BlobImage, det: Any) -> None:
     same = all(img.read(r0, r1 - r0) == S.pristine[S.payload_off + off:S.payload_off + off + size]
                for (r0, r1), (off, size) in zip(ranges, S.entries))
     finite = all(np.isfinite(np.frombuffer(img.read(r0, r1 - r0), np.float32)).all()
-                 for r0, r1 in ranges)
+                 for (r0, r1), meta in zip(ranges, S.entry_meta)
+                 if struct.unpack_from("<H", meta, 0)[0] == F32)  # qu8 bytes are not floats
     if overlap:
         fl.known_issue("blob-overlapping-tensors", "tensor byte ranges overlap")
     if not finite:
