@@ -24,6 +24,35 @@ from libc.stdint cimport int8_t, int32_t, uint8_t, uint64_t
 cdef const ssdf_model *_model = core.model()
 
 
+cdef ssdf_conv_params _conv_params(int h, int wd, int c, int cout, int k, int stride,
+                                   bint relu6):
+    """A kernel's parameters for an h x wd x c image, TF SAME padding."""
+    cdef ssdf_conv_params p
+    p.in_h, p.in_w, p.in_c = h, wd, c
+    p.out_h, p.out_w, p.out_c = core.same_out(h, stride), core.same_out(wd, stride), cout
+    p.stride, p.relu6 = stride, relu6
+    p.pad_top = core.same_pad_before(h, p.out_h, k, stride)
+    p.pad_left = core.same_pad_before(wd, p.out_w, k, stride)
+    return p
+
+
+def _pieces(size_t M, int cout, split):
+    """The (m0, m1, n0, n1) calls that run a kernel piecewise, as threads do:
+    ``split`` = (m_parts, n_parts) ranges of output pixels and of 16-channel
+    panels."""
+    m_parts, n_parts = split
+    panels = (cout + 15) // 16
+    out = []
+    for i in range(m_parts):
+        for j in range(n_parts):
+            m0, m1 = M * i // m_parts, M * (i + 1) // m_parts
+            n0 = min(cout, panels * j // n_parts * 16)
+            n1 = min(cout, panels * (j + 1) // n_parts * 16)
+            if m0 < m1 and n0 < n1:
+                out.append((m0, m1, n0, n1))
+    return out
+
+
 def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
     """Run one kernel on one HWC image. Weights in source (TFLite) layout;
     they are packed with the same code the blob uses."""
@@ -65,11 +94,7 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
     ov = packed
     core.pack_tensor(&spec, &wv[0], &bv[0], &ov[0])
 
-    p.in_h, p.in_w, p.in_c = h, wd, c
-    p.out_h, p.out_w, p.out_c = core.same_out(h, stride), core.same_out(wd, stride), cout
-    p.stride, p.relu6 = stride, relu6
-    p.pad_top = core.same_pad_before(h, p.out_h, k, stride)
-    p.pad_left = core.same_pad_before(wd, p.out_w, k, stride)
+    p = _conv_params(h, wd, c, cout, k, stride, relu6)
     out = np.full((p.out_h, p.out_w, cout), np.nan, dtype=np.float32)
     if residual is not None:
         if k != 1 or op == "dw":
@@ -84,19 +109,9 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
     wv = packed
     ov = out.reshape(-1)
     sv = scratch
-    # Optionally run the kernel piecewise, as threads do: `split` = (m_parts,
-    # n_parts) ranges of output pixels and of 16-channel panels.
-    m_parts, n_parts = split
-    M = p.out_h * p.out_w
-    panels = (cout + 15) // 16
-    for i in range(m_parts):
-        for j in range(n_parts):
-            m0, m1 = M * i // m_parts, M * (i + 1) // m_parts
-            n0, n1 = min(cout, panels * j // n_parts * 16), min(cout, panels * (j + 1) // n_parts * 16)
-            if m0 >= m1 or n0 >= n1:
-                continue
-            with nogil:
-                fn(&p, &xv[0], &wv[0], rp, &ov[0], m0, m1, n0, n1, &sv[0])
+    for m0, m1, n0, n1 in _pieces(p.out_h * p.out_w, cout, split):
+        with nogil:
+            fn(&p, &xv[0], &wv[0], rp, &ov[0], m0, m1, n0, n1, &sv[0])
     return out
 
 
@@ -259,11 +274,7 @@ def qu8_conv(str op, x, w, bias, scale, *, int stride=1, int in_zero=0, int out_
         pv = packed
         core.pack_qu8_gemm(&wv[0], &bv[0], &sv[0], cout, k * k * c, &pv[0])
 
-    p.in_h, p.in_w, p.in_c = h, wd, c
-    p.out_h, p.out_w, p.out_c = core.same_out(h, stride), core.same_out(wd, stride), cout
-    p.stride, p.relu6 = stride, 0
-    p.pad_top = core.same_pad_before(h, p.out_h, k, stride)
-    p.pad_left = core.same_pad_before(wd, p.out_w, k, stride)
+    p = _conv_params(h, wd, c, cout, k, stride, 0)
     q.in_zero, q.out_zero, q.out_lo, q.out_hi = in_zero, out_zero, out_lo, out_hi
     q.res, q.res_zero, q.res_scale, q.f32_out = NULL, res_zero, res_scale, f32_out
     if not (0 <= in_zero <= 255 and 0 <= out_zero <= 255 and -out_zero <= out_lo <= out_hi
@@ -285,15 +296,7 @@ def qu8_conv(str op, x, w, bias, scale, *, int stride=1, int in_zero=0, int out_
     scr = scratch
     xv = x.reshape(-1)
     op_out = <char *>(<size_t>out.ctypes.data)
-    m_parts, n_parts = split
-    M = p.out_h * p.out_w
-    panels = (cout + 15) // 16
-    for i in range(m_parts):
-        for j in range(n_parts):
-            m0, m1 = M * i // m_parts, M * (i + 1) // m_parts
-            n0, n1 = min(cout, panels * j // n_parts * 16), min(cout, panels * (j + 1) // n_parts * 16)
-            if m0 >= m1 or n0 >= n1:
-                continue
-            with nogil:
-                fn(&p, &q, &xv[0], &pv[0], op_out, m0, m1, n0, n1, &scr[0])
+    for m0, m1, n0, n1 in _pieces(p.out_h * p.out_w, cout, split):
+        with nogil:
+            fn(&p, &q, &xv[0], &pv[0], op_out, m0, m1, n0, n1, &scr[0])
     return out
