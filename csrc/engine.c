@@ -66,7 +66,14 @@ static void set_place(buffer_set *b, void *base, const size_t offsets[SET_PARTS]
  * block kernel, and the int8 mode, which has none yet): their intermediates
  * then go through the spill buffers. */
 static int needs_spill(const ssdf_engine *e) {
-    return e->precision == SSDF_DTYPE_QU8 || !e->kernels->f32_block;
+    if (e->precision != SSDF_DTYPE_QU8) return !e->kernels->f32_block;
+    if (!e->qkernels->qu8_block) return 1;
+    for (int s = 0; s < e->plan.n_steps; s++) {
+        if (e->plan.steps[s].count < 3) continue;
+        const ssdf_qu8_block b = ssdf_engine_qu8_block_shape(e->model, e->plan.steps[s].first);
+        if (!ssdf_qu8_block_ok(&b)) return 1;
+    }
+    return 0;
 }
 
 /* The buffers a set needs beyond its slots for the engine's kernels and
@@ -188,6 +195,11 @@ int ssdf_engine_create(ssdf_engine **out, const ssdf_model *model, const uint8_t
         const ssdf_f32_block blk = ssdf_block_shape(e->model, e->plan.steps[s].first);
         if (ssdf_f32_block_scratch_floats(&blk) > scratch_floats)
             scratch_floats = ssdf_f32_block_scratch_floats(&blk);
+        const ssdf_qu8_block qb = ssdf_engine_qu8_block_shape(e->model, e->plan.steps[s].first);
+        const size_t q = (ssdf_qu8_block_scratch_bytes(&qb, SSDF_RING_ROWS,
+                                                       ssdf_band_rows(qb.dw.out_w)) +
+                          sizeof(float) - 1) / sizeof(float);
+        if (q > scratch_floats) scratch_floats = q;
     }
     const size_t scratch_bytes = ssdf_round_up(scratch_floats * sizeof(float), SSDF_ALIGN);
     const size_t scratch_at = total;
@@ -234,8 +246,11 @@ int ssdf_engine_set_kernels(ssdf_engine *e, const ssdf_kernel_table *k, ssdf_err
                          e->precision == SSDF_DTYPE_QU8 ? "qu8" : "f32");
     const ssdf_kernel_table *before = e->kernels;
     if (e->precision == SSDF_DTYPE_QU8) {
+        const ssdf_kernel_table *qbefore = e->qkernels;
         e->qkernels = k;
-        return SSDF_OK;
+        const int rc = all_extras(e, err);
+        if (rc) e->qkernels = qbefore;
+        return rc;
     }
     /* Kernels that cannot run a block fused run its layers one by one, and
      * need the intermediates materialised: in every buffer set. */
@@ -345,6 +360,8 @@ void ssdf_engine_run_layers(const forward_job *job, int part, int parts, float *
     for (int st = 0; st < e->plan.n_steps; st++) {
         const ssdf_step step = e->plan.steps[st];
         if (qu8) {
+            if (step.count == 3 && ssdf_engine_run_block_qu8(job, step.first, part, parts, scratch))
+                continue;
             for (int l = step.first; l < step.first + step.count; l++)
                 ssdf_engine_run_layer_qu8(job, l, part, parts, scratch);
             continue;

@@ -71,6 +71,12 @@ static inline size_t ssdf_split_at(size_t n, int t, int T) {
 void ssdf_engine_quantize_input(const forward_job *job, int part, int parts);
 void ssdf_engine_run_layer_qu8(const forward_job *job, int l, int part, int parts,
                                float *scratch);
+/* The fused block starting at layer `first` through the qu8 block kernel;
+ * 0 (nothing run) when the kernels have none or the block's shape does not
+ * suit it: the caller then runs its layers. */
+int ssdf_engine_run_block_qu8(const forward_job *job, int first, int part, int parts,
+                              float *scratch);
+ssdf_qu8_block ssdf_engine_qu8_block_shape(const ssdf_model *m, int first);
 
 /* Thread t's share of a layer (engine.c). */
 void ssdf_engine_layer_share(const ssdf_layer *L, int tile_m, int t, int T, size_t *m0,

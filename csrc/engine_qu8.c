@@ -2,7 +2,8 @@
  * precision is SSDF_DTYPE_QU8): the float input quantized to bytes, then
  * every layer through the qu8 kernels on uint8 activations, the heads
  * writing the float32 outputs. Fused blocks run layer by layer through the
- * spill buffers (there is no qu8 block kernel). */
+ * spill buffers only with kernels that have no qu8 block kernel. */
+#include <string.h>
 #include <time.h>
 
 #include "engine_internal.h"
@@ -38,6 +39,42 @@ void ssdf_engine_quantize_input(const forward_job *job, int part, int parts) {
 static uint8_t *resolve_bytes(int buf, const forward_job *job) {
     if (buf == SSDF_BUF_INPUT) return job->b->qinput;
     return (uint8_t *)ssdf_engine_resolve(buf, job);
+}
+
+ssdf_qu8_block ssdf_engine_qu8_block_shape(const ssdf_model *m, int first) {
+    const ssdf_f32_block f = ssdf_block_shape(m, first);
+    ssdf_qu8_block b;
+    memset(&b, 0, sizeof b);
+    b.producer_k = f.producer_k;
+    b.producer = f.producer, b.dw = f.dw, b.project = f.project;
+    return b;
+}
+
+int ssdf_engine_run_block_qu8(const forward_job *job, int first, int part, int parts,
+                              float *scratch) {
+    const ssdf_engine *e = job->e;
+    const ssdf_kernel_table *k = e->qkernels;
+    ssdf_qu8_block b = ssdf_engine_qu8_block_shape(e->model, first);
+    if (!k->qu8_block || !ssdf_qu8_block_ok(&b)) return 0;
+    const int timed = job->seconds && part == 0;
+    const double start = timed ? now_seconds() : 0.0;
+    b.q_producer = e->qu8.out[first];
+    b.q_dw = e->qu8.out[first + 1];
+    b.q_project = e->qu8.out[first + 2];
+    b.w_producer = e->qu8.weights[first];
+    b.w_dw = e->qu8.weights[first + 1];
+    b.w_project = e->qu8.weights[first + 2];
+    b.in = resolve_bytes(e->plan.bind[first].src, job);
+    const int res = e->plan.bind[first + 2].res;
+    b.q_project.res = res == SSDF_BUF_NONE ? NULL : resolve_bytes(res, job);
+    b.out = resolve_bytes(e->plan.bind[first + 2].dst, job);
+    /* Each thread takes a band of depthwise output rows (recomputing the
+     * producer rows it shares with the next); the time goes on the project. */
+    const int y0 = b.dw.out_h * part / parts, y1 = b.dw.out_h * (part + 1) / parts;
+    if (y0 < y1) k->qu8_block(&b, y0, y1, (uint8_t *)scratch);
+    if (parts > 1) ssdf_pool_barrier(e->pool);
+    if (timed) job->seconds[first + 2] += now_seconds() - start;
+    return 1;
 }
 
 void ssdf_engine_run_layer_qu8(const forward_job *job, int l, int part, int parts,

@@ -57,6 +57,40 @@ static inline size_t ssdf_qu8_conv_scratch_bytes(int in_c) {
     return im2col + ((size_t)in_c + 64);
 }
 
+/* A fused block in qu8 (as ssdf_f32_block): producer (1x1 expand, or a 3x3
+ * conv), depthwise 3x3, then 1x1 project (its output stage's res, the
+ * residual, may be set). The producer's and depthwise's uint8 outputs never
+ * leave the thread's scratch. Fusable when the GEMM rows are whole 4-byte
+ * groups: the expanded channels, and a 1x1 producer's inputs, a multiple of
+ * SSDF_QU8_KGROUP (ssdf_qu8_block_ok). */
+typedef struct {
+    int producer_k; /* 1 or 3 */
+    ssdf_conv_params producer, dw, project;
+    ssdf_qu8_output q_producer, q_dw, q_project;
+    const uint8_t *in;
+    const uint8_t *w_producer, *w_dw, *w_project;
+    uint8_t *out;
+} ssdf_qu8_block;
+
+/* Depthwise output rows [y0, y1) of the block and the matching project
+ * rows; `scratch` holds ssdf_qu8_block_scratch_bytes(), private to the
+ * calling thread. */
+typedef void (*ssdf_qu8_block_fn)(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch);
+
+static inline int ssdf_qu8_block_ok(const ssdf_qu8_block *b) {
+    return b->producer.out_c % SSDF_QU8_KGROUP == 0 &&
+           (b->producer_k == 3 || b->producer.in_c % SSDF_QU8_KGROUP == 0);
+}
+
+/* Ring of producer rows, depthwise band, zero row, and the 3x3 producer's
+ * im2col row (kernels.h: SSDF_RING_ROWS, ssdf_band_rows). */
+static inline size_t ssdf_qu8_block_scratch_bytes(const ssdf_qu8_block *b, int ring_rows,
+                                                  int band_rows) {
+    const size_t wp = (size_t)b->producer.out_w, e = (size_t)b->producer.out_c;
+    return (size_t)ring_rows * wp * e + (size_t)band_rows * b->dw.out_w * e + e + 64 +
+           wp * ssdf_qu8_k4(9 * (size_t)b->producer.in_c) + 64;
+}
+
 /* The output stage of one channel, the definition every variant follows. */
 static inline float ssdf_qu8_scaled(int32_t acc, float scale, const ssdf_qu8_output *q,
                                     int res) {

@@ -285,6 +285,19 @@ FORCE_INLINE void q_dw_row(const int full, const ssdf_conv_params *p, const ssdf
     for (; ox < ox1; ox++) q_dw_pixel(p, q, rows, zero, wt, bias, panel, dst_row, ox, g, len);
 }
 
+/* Every channel group [n0, n1) of one depthwise output row. */
+static void q_dw_row_all(const ssdf_conv_params *p, const ssdf_qu8_output *q,
+                         const uint8_t *const rows[3], const uint8_t *zero, const uint8_t *w,
+                         uint8_t *dst_row, int ox0, int ox1, int n0, int n1) {
+    for (int g = n0; g < n1; g += SSDF_PANEL) {
+        const uint8_t *panel = w + (size_t)(g / SSDF_PANEL) * q_dw_panel();
+        if (n1 - g >= SSDF_PANEL)
+            q_dw_row(1, p, q, rows, zero, panel, dst_row, ox0, ox1, g, SSDF_PANEL);
+        else
+            q_dw_row(0, p, q, rows, zero, panel, dst_row, ox0, ox1, g, n1 - g);
+    }
+}
+
 static void qu8_dw3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
                       const uint8_t *w, void *out, size_t m0, size_t m1, int n0, int n1,
                       uint8_t *scratch) {
@@ -300,19 +313,64 @@ static void qu8_dw3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const
             const int iy = oy * p->stride - p->pad_top + ky;
             rows[ky] = iy >= 0 && iy < p->in_h ? in + (size_t)iy * row_bytes : NULL;
         }
-        uint8_t *dst_row = (uint8_t *)out + (size_t)oy * p->out_w * C * es;
-        for (int g = n0; g < n1; g += SSDF_PANEL) {
-            const uint8_t *panel = w + (size_t)(g / SSDF_PANEL) * q_dw_panel();
-            if (n1 - g >= SSDF_PANEL)
-                q_dw_row(1, p, q, rows, zero, panel, dst_row, ox0, ox1, g, SSDF_PANEL);
-            else
-                q_dw_row(0, p, q, rows, zero, panel, dst_row, ox0, ox1, g, n1 - g);
-        }
+        q_dw_row_all(p, q, rows, zero, w, (uint8_t *)out + (size_t)oy * p->out_w * C * es, ox0,
+                     ox1, n0, n1);
         m += (size_t)(ox1 - ox0);
+    }
+}
+
+/* A whole block, fused, for depthwise output rows [y0, y1), as f32_block
+ * (dw_block_driver.h) does it: producer rows into a ring, depthwise rows
+ * into a band, the project GEMM (+ residual) once per band. The uint8
+ * intermediates stay in the thread's scratch. Needs ssdf_qu8_block_ok. */
+static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch) {
+    const ssdf_conv_params *pp = &b->producer, *pd = &b->dw, *pj = &b->project;
+    const size_t Wp = (size_t)pp->out_w, K = (size_t)pp->in_c, E = (size_t)pp->out_c;
+    const size_t Wd = (size_t)pd->out_w, Cout = (size_t)pj->out_c;
+    const size_t kp = b->producer_k == 1 ? K : ssdf_qu8_k4(9 * K);
+    const int band = ssdf_band_rows(pd->out_w);
+    uint8_t *ring = scratch;
+    uint8_t *dband = ring + (size_t)SSDF_RING_ROWS * Wp * E;
+    uint8_t *zero = dband + (size_t)band * Wd * E;
+    uint8_t *cols = zero + E + 64; /* the 3x3 producer's im2col row */
+    int done = -1, band0 = y0;
+    memset(zero, b->q_dw.in_zero, E + 64);
+    for (int oy = y0; oy < y1; oy++) {
+        const int top = oy * pd->stride - pd->pad_top;
+        const int last = top + 2 < pd->in_h - 1 ? top + 2 : pd->in_h - 1;
+        int first = done + 1 > top ? done + 1 : top;
+        const uint8_t *rows[3];
+        if (first < 0) first = 0;
+        for (int r = first; r <= last; r++) {
+            uint8_t *dst = ring + (size_t)(r % SSDF_RING_ROWS) * Wp * E;
+            if (b->producer_k == 1) {
+                qgemm(Wp, K, b->in + (size_t)r * Wp * K, K, b->w_producer, dst, E, 1, NULL,
+                      &b->q_producer, 0, (int)E);
+            } else {
+                for (size_t x = 0; x < Wp; x++)
+                    q_im2col_pixel(pp, &b->q_producer, b->in, r, (int)x, kp, cols + x * kp);
+                qgemm(Wp, kp, cols, kp, b->w_producer, dst, E, 1, NULL, &b->q_producer, 0,
+                      (int)E);
+            }
+        }
+        if (last > done) done = last;
+        for (int ky = 0; ky < 3; ky++) {
+            const int iy = top + ky;
+            rows[ky] = iy >= 0 && iy < pd->in_h ? ring + (size_t)(iy % SSDF_RING_ROWS) * Wp * E
+                                               : NULL;
+        }
+        q_dw_row_all(pd, &b->q_dw, rows, zero, b->w_dw, dband + (size_t)(oy - band0) * Wd * E,
+                     0, pd->out_w, 0, (int)E);
+        if (oy - band0 + 1 == band || oy == y1 - 1) {
+            const size_t at = (size_t)band0 * Wd * Cout;
+            qgemm((size_t)(oy - band0 + 1) * Wd, E, dband, E, b->w_project, b->out + at, Cout, 1,
+                  b->q_project.res ? b->q_project.res + at : NULL, &b->q_project, 0, (int)Cout);
+            band0 = oy + 1;
+        }
     }
 }
 
 /* The qu8 fields of a variant's table (see SSDF_DEFINE_KERNEL_TABLE). */
 #define SSDF_QU8_TABLE_FIELDS                                                   \
     .qu8_tile_m = QTILE_M, .qu8_conv3x3 = qu8_conv3x3, .qu8_dw3x3 = qu8_dw3x3, \
-    .qu8_conv1x1 = qu8_conv1x1
+    .qu8_conv1x1 = qu8_conv1x1, .qu8_block = qu8_block
