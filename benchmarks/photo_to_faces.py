@@ -107,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--mem-repeats", type=int, default=3,
                     help="fresh processes per memory case (default 3)")
     ap.add_argument("--no-mem", action="store_true", help="skip the memory table")
+    ap.add_argument("--precision", choices=("f32", "int8"), default="f32",
+                    help="Detector(precision=...) of the timed cases (default f32; int8 runs "
+                    "without the memory table: use with --no-mem)")
     ap.add_argument("--markdown", action="store_true", help="Markdown for RESULTS.md")
     ap.add_argument("--wait-load", type=float, metavar="L",
                     help="first wait until the 1-minute load average is below L")
@@ -117,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.rounds < 1 or args.mem_repeats < 1 or args.threads < 1:
         ap.error("--rounds, --mem-repeats and --threads must be >= 1")
+    if args.precision != "f32" and not args.no_mem:
+        ap.error("the memory table measures f32 only: add --no-mem with --precision int8")
 
     if args.mem_child:
         return fork_and_measure(lambda: mem_child(args.mem_child, args.mem_folder, args.weights,
@@ -134,8 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ssdface-photo-") as tmp:
         folder = Path(tmp)
         photo, photo_npy, _, _ = make_photos(args.shared, folder)
-        detector = build_detector(args.weights, args.threads)
-        one_pass = build_detector(args.weights, args.threads, padded_pass=False)
+        detector = build_detector(args.weights, args.threads, precision=args.precision)
+        one_pass = build_detector(args.weights, args.threads, padded_pass=False,
+                                  precision=args.precision)
         array = np.load(photo_npy)
         cases = cases_for(args.mfs)
 
@@ -173,7 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; Python {platform.python_version()}, "
         f"numpy {np.__version__}, Pillow {pil_version}",
         f"ssdface {ssdface.__version__}, ISA {detector.isa}" + (f", git {rev}" if rev else "")
-        + f"; Detector(num_threads={args.threads}), otherwise the defaults "
+        + f"; Detector(num_threads={args.threads}, precision={args.precision!r}), otherwise "
+        "the defaults "
         f"(score_threshold {detector.score_threshold}, padded_pass {detector.padded_pass})",
         f"photo: {SOURCE.name} resized to {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, JPEG quality "
         f"{JPEG_QUALITY}, {photo_bytes / 1e6:.2f} MB; detect(path) decodes it at {w}x{h} "
