@@ -221,6 +221,48 @@ def test_bias_overflow_is_refused() -> None:
                               scheme.TensorQuant(1e-3, 0), scheme.linear_quant(-1, 1))
 
 
+@pytest.mark.parametrize("op", ["depthwise3x3", "conv1x1", "conv3x3"])
+def test_bias_correction_removes_the_mean_weight_error(op: str) -> None:
+    """With the input's per-channel means, the int8 layer's per-channel mean
+    error against the float layer (same quantized input, head output: no
+    output rounding) shrinks: the correction cancels the weights' rounding
+    on the mean input. Only ``b_q`` changes."""
+    rng = np.random.default_rng(11)
+    cin = 6
+    layer = make_layer(op, 16, 16, cin, cin if op == "depthwise3x3" else 5, head=True)
+    wt, b = random_weights(rng, layer)
+    qin = scheme.TensorQuant(0.02, 0)
+    # ReLU6-like input with a distinct mean per channel
+    x = rng.uniform(0, 1, layer.in_shape) * rng.uniform(0.5, 5, cin)
+    q_in = np.clip(np.rint(x / qin.scale), 0, 255).astype(np.uint8)
+    real = qin.dequantize(q_in)
+    mean = real.reshape(-1, cin).mean(axis=0).astype(np.float32)
+    plain = scheme.quantize_layer(layer, wt, b, qin, None)
+    fixed = scheme.quantize_layer(layer, wt, b, qin, None, input_mean=mean)
+    np.testing.assert_array_equal(fixed.w_q, plain.w_q)
+    np.testing.assert_array_equal(fixed.multiplier, plain.multiplier)
+    assert (fixed.b_q != plain.b_q).any()
+    ref = graph.float_layer(layer, real, wt, b, None, np.float64)
+    inner = (slice(1, -1), slice(1, -1))  # away from the padding, which reads 0, not the mean
+    errs = []
+    for lq in (plain, fixed):
+        out = graph.int8_layer(lq, layer, q_in).astype(np.float64)
+        errs.append(np.abs((out - ref)[inner].reshape(-1, ref.shape[-1]).mean(axis=0)))
+    assert errs[1].mean() < 0.3 * errs[0].mean(), errs
+    # the correction itself: b - sum_k mean_k * (w_deq - w), channel by channel
+    w_deq = np.moveaxis(plain.w_q.astype(np.float64), scheme.channel_axis(op), 0)
+    w_deq *= plain.w_scale.reshape(-1, *(1,) * (w_deq.ndim - 1))
+    dw = w_deq - np.moveaxis(wt.astype(np.float64), scheme.channel_axis(op), 0)
+    for c in range(len(b)):
+        if op == "depthwise3x3":  # dw[c] is [1, 3, 3]
+            e = float(dw[c].sum()) * float(mean[c])
+        else:  # dw[c] is [kh, kw, in_c]
+            e = float((dw[c].sum(axis=(0, 1)) * mean).sum())
+        want = np.float32(float(b[c]) - e)
+        got = scheme.corrected_bias(b, wt, plain.w_q, plain.w_scale, op, mean)[c]
+        assert abs(float(got) - float(want)) <= 1e-6 * max(1.0, abs(float(want)))
+
+
 # ---------------------------------------------------------------------------
 # The real network
 # ---------------------------------------------------------------------------
