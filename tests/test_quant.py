@@ -287,6 +287,24 @@ def test_committed_ranges_match_the_inputs_and_weights(float_weights) -> None:
     assert ranges.statistic in calibrate.statistic_names()
     doc = json.loads(calibrate.RANGES_FILE.read_text(encoding="utf-8"))
     assert list(doc["ranges"]) == [str(lay.index) for lay in calibrate.quantized_layers()]
+    # input means (bias correction) for every layer, heads included, one per input channel
+    assert doc["format"] == calibrate.FORMAT
+    layers = network.network_layers()
+    assert list(doc["input_means"]) == [str(lay.index) for lay in layers]
+    assert ranges.means is not None and list(ranges.means) == [lay.index for lay in layers]
+    for lay in layers:
+        m = doc["input_means"][str(lay.index)]["mean"]
+        assert len(m) == lay.in_shape[2]
+        assert ranges.means[lay.index].dtype == np.float32
+        np.testing.assert_array_equal(ranges.means[lay.index], np.float32(m))
+        if lay.reads == network.NETWORK_INPUT:
+            assert all(-1 <= v <= 1 for v in m)
+        elif network_layers_by_index()[lay.reads].relu6:
+            assert all(0 <= v <= 6 for v in m)
+
+
+def network_layers_by_index() -> dict[int, Layer]:
+    return {lay.index: lay for lay in network.network_layers()}
 
 
 def test_calibration_inputs_are_relative_paths_under_shared(shared_dir: Path) -> None:
@@ -385,7 +403,7 @@ def test_int8_simulation_close_to_float_on_a_photo(model, weights_dir, selfie) -
 # ---------------------------------------------------------------------------
 
 
-def test_calibration_is_deterministic(float_weights, shared_dir: Path) -> None:
+def test_calibration_is_deterministic(float_weights, shared_dir: Path, tmp_path: Path) -> None:
     items = [calibrate.CalibrationInput("images/group_selfie.jpg"),
              calibrate.CalibrationInput("images/portrait_padded.jpg", (200, 150, 700, 650))]
     texts = []
@@ -394,6 +412,20 @@ def test_calibration_is_deterministic(float_weights, shared_dir: Path) -> None:
         texts.append(calibrate.ranges_json(ranges, "two-photos.txt"))
     assert texts[0] == texts[1]
     doc = json.loads(texts[0])
+    # the means: of each layer's float input over the two inputs, read back as written
+    path = tmp_path / "ranges.json"
+    path.write_text(texts[0], encoding="utf-8")
+    back = calibrate.load_ranges(path)
+    assert back.ranges == ranges.ranges
+    assert back.means is not None and set(back.means) == set(ranges.means)
+    for i, m in ranges.means.items():
+        np.testing.assert_array_equal(back.means[i], m)
+    runs = [graph.run_float(float_weights, calibrate.load_input(shared_dir, it), np.float64)
+            for it in items]
+    layer = network.network_layers()[5]
+    want = np.mean([r.outputs[layer.reads].reshape(-1, layer.in_shape[2]).mean(axis=0)
+                    for r in runs], axis=0)
+    np.testing.assert_allclose(back.means[5], want, rtol=1e-6)
     assert doc["weights_checksum"] == f"0x{float_weights.checksum:016x}"
     for name in calibrate.statistic_names():  # every statistic is a valid range
         for lo, hi in calibrate.ranges_from_stats(stats, name).values():

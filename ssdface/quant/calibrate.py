@@ -38,6 +38,12 @@ Statistics
       ``P``-th percentiles; then the smallest low and the largest high;
     - ``mean-minmax``: the mean over the inputs of each input's min and max.
 
+    For the bias correction (:mod:`ssdface.quant.scheme`), it also records,
+    for every layer (heads included), the per-channel mean of the layer's
+    float64 input over all its positions, per input; the file keeps the
+    mean of those over the inputs (every input is 300x300, so this is the
+    mean over all positions of all inputs), rounded to float32.
+
     Which statistic: measured with ``python benchmarks/quant_accuracy.py
     --stats-cache NPZ --statistics minmax,p99.999,p99.99,p99.9,mean-minmax``
     (one pass of the float C engine and of the int8 simulation on the 101
@@ -67,8 +73,13 @@ Output
     packed weights, as ``Detector.weights_info["checksum"]``), ``inputs``
     (list file name, SHA-256 of its bytes, count) and ``ranges``: for each
     non-head layer, keyed by its index (as a string, in layer order), the
-    layer's weight tensor name and its ``min`` and ``max``. Rerunning with
-    the same inputs and weights writes the same bytes.
+    layer's weight tensor name and its ``min`` and ``max``; ``input_means``:
+    for every layer (heads included), keyed the same way, its weight tensor
+    name and ``mean``, the per-input-channel means of its input (a list of
+    ``in_c`` float32 values, each the shortest decimal that reads back as
+    it). Rerunning with the same inputs and weights
+    writes the same bytes. :func:`load_ranges` also reads the previous
+    format, ``ssdface-int8-ranges/1`` (no means: no bias correction).
 """
 
 from __future__ import annotations
@@ -87,10 +98,11 @@ import numpy as np
 from .. import _core
 from ..image import decode
 from .graph import run_float
-from .network import FloatWeights, Layer, load_float_weights, network_layers
+from .network import NETWORK_INPUT, FloatWeights, Layer, load_float_weights, network_layers
 from .scheme import ActivationRange
 
-FORMAT = "ssdface-int8-ranges/1"
+FORMAT = "ssdface-int8-ranges/2"
+FORMATS_READ = ("ssdface-int8-ranges/1", FORMAT)  # /1: ranges only, no input means
 INPUTS_FILE = Path(__file__).resolve().with_name("calibration_inputs.txt")
 RANGES_FILE = Path(__file__).resolve().with_name(f"{_core.MODEL_NAME}.int8-ranges.json")
 DEFAULT_STATISTIC = "p99.999"
@@ -212,17 +224,21 @@ def load_input(shared: Path, item: CalibrationInput) -> np.ndarray:
 class Stats:
     """Per input and quantized layer: ``mins``/``maxs`` ``[inputs, layers]``
     and ``percentiles`` ``[inputs, layers, len(PERCENTILES)]``; ``layers``
-    the layer indices of the columns."""
+    the layer indices of the columns. ``means`` ``[inputs, sum of in_c]``:
+    per input, the per-channel means of every layer's input (all layers, in
+    order, each ``in_c`` columns; see :func:`mean_columns`)."""
 
     layers: np.ndarray
     mins: np.ndarray
     maxs: np.ndarray
     percentiles: np.ndarray
+    means: np.ndarray
 
     def save(self, path: Path, inputs_sha256: str) -> None:
         """Write an ``.npz``, tagged with the input list's SHA-256."""
         np.savez(path, layers=self.layers, mins=self.mins, maxs=self.maxs,
-                 percentiles=self.percentiles, percentile_points=np.array(PERCENTILES),
+                 percentiles=self.percentiles, means=self.means,
+                 percentile_points=np.array(PERCENTILES),
                  inputs_sha256=np.array(inputs_sha256))
 
     @classmethod
@@ -233,7 +249,10 @@ class Stats:
                 raise ValueError(f"{path}: recorded other percentiles")
             if str(z["inputs_sha256"]) != inputs_sha256:
                 raise ValueError(f"{path}: recorded for another input list")
-            return cls(z["layers"], z["mins"], z["maxs"], z["percentiles"])
+            if "means" not in z:
+                raise ValueError(f"{path}: recorded without input means (an older "
+                                 "cache): delete it to recollect")
+            return cls(z["layers"], z["mins"], z["maxs"], z["percentiles"], z["means"])
 
 
 def quantized_layers(layers: Sequence[Layer] | None = None) -> list[Layer]:
@@ -242,16 +261,32 @@ def quantized_layers(layers: Sequence[Layer] | None = None) -> list[Layer]:
     return [layer for layer in layers if not layer.head]
 
 
+def mean_columns(layers: Sequence[Layer]) -> dict[int, slice]:
+    """Layer index -> its columns in :attr:`Stats.means` (all layers, in order)."""
+    out, start = {}, 0
+    for lay in layers:
+        out[lay.index] = slice(start, start + lay.in_shape[2])
+        start += lay.in_shape[2]
+    return out
+
+
 def input_stats(weights: FloatWeights, x: np.ndarray,
                 layers: Sequence[Layer] | None = None) -> tuple[np.ndarray, ...]:
-    """``(mins, maxs, percentiles)`` of every quantized layer for one input."""
+    """``(mins, maxs, percentiles, means)`` for one input: the first three of
+    every quantized layer's output, the last the per-channel means of every
+    layer's input (concatenated in layer order)."""
     layers = network_layers() if layers is None else list(layers)
     run = run_float(weights, x, np.float64, layers)
     keep = quantized_layers(layers)
     mins = np.array([run.outputs[lay.index].min() for lay in keep])
     maxs = np.array([run.outputs[lay.index].max() for lay in keep])
     pct = np.stack([np.percentile(run.outputs[lay.index], PERCENTILES) for lay in keep])
-    return mins, maxs, pct
+    means = []
+    for lay in layers:
+        src = run.input if lay.reads == NETWORK_INPUT else run.outputs[lay.reads]
+        src = np.asarray(src, dtype=np.float64)
+        means.append(src.reshape(-1, src.shape[-1]).mean(axis=0))
+    return mins, maxs, pct, np.concatenate(means)
 
 
 def collect_stats(weights: FloatWeights, items: Sequence[CalibrationInput], shared: Path,
@@ -268,7 +303,7 @@ def collect_stats(weights: FloatWeights, items: Sequence[CalibrationInput], shar
         print(file=sys.stderr)
     keep = np.array([lay.index for lay in quantized_layers(layers)])
     return Stats(keep, np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]),
-                 np.stack([r[2] for r in rows]))
+                 np.stack([r[2] for r in rows]), np.stack([r[3] for r in rows]))
 
 
 def statistic_names() -> list[str]:
@@ -297,6 +332,15 @@ def ranges_from_stats(stats: Stats, statistic: str = DEFAULT_STATISTIC
             for i, a, b in zip(stats.layers, lo, hi)}
 
 
+def means_from_stats(stats: Stats, layers: Sequence[Layer] | None = None
+                     ) -> dict[int, np.ndarray]:
+    """Layer index -> per-input-channel mean of its input over the inputs
+    (float32), for every layer."""
+    layers = network_layers() if layers is None else layers
+    total = stats.means.mean(axis=0)
+    return {i: total[cols].astype(np.float32) for i, cols in mean_columns(layers).items()}
+
+
 # ---------------------------------------------------------------------------
 # The ranges file
 # ---------------------------------------------------------------------------
@@ -304,13 +348,16 @@ def ranges_from_stats(stats: Stats, statistic: str = DEFAULT_STATISTIC
 
 @dataclass(frozen=True)
 class Ranges:
-    """A calibration result: per quantized layer index, ``(min, max)``."""
+    """A calibration result: per quantized layer index, ``(min, max)``; per
+    layer index (every layer), the float32 per-channel means of its input
+    (None: a format 1 file, without them)."""
 
     ranges: dict[int, ActivationRange]
     statistic: str
     weights_checksum: int
     inputs_sha256: str
     inputs_count: int
+    means: dict[int, np.ndarray] | None = None
 
 
 def ranges_json(ranges: Ranges, inputs_name: str,
@@ -329,7 +376,21 @@ def ranges_json(ranges: Ranges, inputs_name: str,
     head = json.dumps(doc, indent=1)[:-2]  # without the closing "\n}"
     entries = [f'  "{i}": ' + json.dumps({"weight": by_index[i].weight, "min": lo, "max": hi})
                for i, (lo, hi) in sorted(ranges.ranges.items())]
-    return head + ',\n "ranges": {\n' + ",\n".join(entries) + "\n }\n}\n"  # a layer a line
+    text = head + ',\n "ranges": {\n' + ",\n".join(entries) + "\n }"  # a layer a line
+    if ranges.means is None:
+        raise ValueError("a ranges file records the input means: calibrate with them")
+    means = [f'  "{i}": {{"weight": {json.dumps(by_index[i].weight)}, "mean": ['
+             + ", ".join(_float32_text(v) for v in np.asarray(m, dtype=np.float32)) + "]}"
+             for i, m in sorted(ranges.means.items())]
+    return text + ',\n "input_means": {\n' + ",\n".join(means) + "\n }\n}\n"
+
+
+def _float32_text(v: np.float32) -> str:
+    """The shortest decimal that reads back as the float32 ``v`` (a JSON number)."""
+    text = np.format_float_scientific(v, unique=True, trim="-")
+    if float(np.float32(float(text))) != float(v) or not np.isfinite(v):
+        raise ValueError(f"cannot write {v!r}")
+    return text
 
 
 def load_ranges(path: str | os.PathLike[str] = RANGES_FILE,
@@ -337,7 +398,7 @@ def load_ranges(path: str | os.PathLike[str] = RANGES_FILE,
     """Read a ranges file and check it against the layer table (every
     quantized layer present, under its weight tensor's name)."""
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    if doc.get("format") != FORMAT or doc.get("model") != _core.MODEL_NAME:
+    if doc.get("format") not in FORMATS_READ or doc.get("model") != _core.MODEL_NAME:
         raise ValueError(f"{path}: not a {FORMAT} file for {_core.MODEL_NAME}")
     layers = network_layers() if layers is None else layers
     out: dict[int, ActivationRange] = {}
@@ -352,8 +413,21 @@ def load_ranges(path: str | os.PathLike[str] = RANGES_FILE,
     extra = set(doc["ranges"]) - {str(i) for i in out}
     if extra:
         raise ValueError(f"{path}: ranges for layers that are not quantized: {sorted(extra)}")
+    means = None
+    if doc["format"] != FORMATS_READ[0]:
+        means = {}
+        for lay in layers:
+            entry = doc["input_means"].get(str(lay.index))
+            if entry is None or entry.get("weight") != lay.weight:
+                raise ValueError(f"{path}: no input means for layer {lay.index} ({lay.weight})")
+            m = np.array(entry["mean"], dtype=np.float64)
+            if m.shape != (lay.in_shape[2],) or not np.isfinite(m).all():
+                raise ValueError(f"{path}: layer {lay.index}: bad input means")
+            means[lay.index] = m.astype(np.float32)
+        if len(doc["input_means"]) != len(means):
+            raise ValueError(f"{path}: input means for layers not in the network")
     return Ranges(out, doc["statistic"], int(doc["weights_checksum"], 16),
-                  doc["inputs"]["sha256"], int(doc["inputs"]["count"]))
+                  doc["inputs"]["sha256"], int(doc["inputs"]["count"]), means)
 
 
 def calibrate(weights: FloatWeights, items: Sequence[CalibrationInput], inputs_sha256: str,
@@ -365,7 +439,7 @@ def calibrate(weights: FloatWeights, items: Sequence[CalibrationInput], inputs_s
     elif stats.mins.shape[0] != len(items):
         raise ValueError(f"the statistics hold {stats.mins.shape[0]} inputs, not {len(items)}")
     return Ranges(ranges_from_stats(stats, statistic), statistic, weights.checksum,
-                  inputs_sha256, len(items)), stats
+                  inputs_sha256, len(items), means_from_stats(stats)), stats
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -402,8 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.stats_cache is not None and not args.stats_cache.is_file():
         stats.save(args.stats_cache, sha)
     args.out.write_text(ranges_json(ranges, args.images.name), encoding="utf-8")
-    print(f"{args.out}: {len(ranges.ranges)} layer ranges ({args.statistic}, "
-          f"{len(items)} inputs)")
+    print(f"{args.out}: {len(ranges.ranges)} layer ranges, {len(ranges.means or ())} layer "
+          f"input means ({args.statistic}, {len(items)} inputs)")
     return 0
 
 
