@@ -275,7 +275,8 @@ def float_weights(weights_dir: Path) -> network.FloatWeights:
 
 @pytest.fixture(scope="module")
 def model(float_weights: network.FloatWeights) -> scheme.QuantizedModel:
-    return scheme.quantize_model(float_weights, calibrate.load_ranges().ranges)
+    ranges = calibrate.load_ranges()  # as the blob's int8 section: with the bias correction
+    return scheme.quantize_model(float_weights, ranges.ranges, means=ranges.means)
 
 
 def test_committed_ranges_match_the_inputs_and_weights(float_weights) -> None:
@@ -305,6 +306,23 @@ def test_committed_ranges_match_the_inputs_and_weights(float_weights) -> None:
 
 def network_layers_by_index() -> dict[int, Layer]:
     return {lay.index: lay for lay in network.network_layers()}
+
+
+def test_blob_int8_section_is_bias_corrected(float_weights, model) -> None:
+    """The packer's int8 section is the model quantized with the committed
+    ranges and input means: the bias correction changes b_q only."""
+    from ssdface.quant.blob import int8_section
+
+    names = [name for name, _kind, _shape in _core.tensor_specs()]
+    section = int8_section([float_weights[n] for n in names], float_weights.checksum)
+    assert section is not None
+    plain = scheme.quantize_model(float_weights, calibrate.load_ranges().ranges)
+    changed = 0
+    for entry, lq, lp in zip(section["layers"], model.layers, plain.layers):
+        np.testing.assert_array_equal(entry["bias"], lq.b_q)
+        np.testing.assert_array_equal(entry["weights"], lp.w_q)
+        changed += int((lq.b_q != lp.b_q).any())
+    assert changed > len(model.layers) // 2
 
 
 def test_calibration_inputs_are_relative_paths_under_shared(shared_dir: Path) -> None:

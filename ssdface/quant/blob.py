@@ -40,7 +40,8 @@ def qu8_section(model: QuantizedModel) -> dict[str, Any]:
 def int8_section(arrays: Sequence[np.ndarray], checksum: int) -> dict[str, Any] | None:
     """The qu8 section for the model's float tensors ``arrays`` (blob order)
     whose float32-only blob has XXH64 ``checksum``: quantized with the
-    committed calibration when it was made on these weights, else None
+    committed calibration (ranges, and input means for the bias correction)
+    when it was made on these weights, else None
     (ranges calibrated on other weights would quantize these badly, and
     silently)."""
     from .calibrate import RANGES_FILE, load_ranges
@@ -49,4 +50,5 @@ def int8_section(arrays: Sequence[np.ndarray], checksum: int) -> dict[str, Any] 
     if ranges.weights_checksum != checksum:
         return None
     names = [name for name, _kind, _shape in _core.tensor_specs()]
-    return qu8_section(quantize_model(dict(zip(names, arrays)), ranges.ranges))
+    return qu8_section(quantize_model(dict(zip(names, arrays)), ranges.ranges,
+                                      means=ranges.means))
