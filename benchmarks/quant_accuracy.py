@@ -24,18 +24,22 @@ For each statistic measured (the committed ranges file by default, or
    annotated photo: RMS error of the head outputs against the float64 graph
    when only some parts are quantized (fake quantization in float64: the
    input; the weights and biases, all or by kind; the activations, all or
-   by kind), the int8 simulation itself, and the simulation with *bias
-   correction*, an experiment outside the scheme: each float bias b[c]
-   replaced by ``b[c] - sum_k mean(x_k) (w_deq[k, c] - w[k, c])``, the mean
-   quantization error of the weights on the mean input (per-channel input
-   means over 20 calibration crops), before :func:`quantize_model`.
-5. ``--bias-correction``: steps 1-2 also with the bias-corrected model.
+   by kind), the int8 simulation without and with the *bias correction*
+   (:mod:`ssdface.quant.scheme`: each float bias b[c] replaced by
+   ``b[c] - sum_k mean(x_k) (w_deq[k, c] - w[k, c])``, the mean quantization
+   error of the weights on the mean input, with the per-channel input means
+   the calibration recorded).
+5. ``--uncorrected``: steps 1-2 also without the bias correction.
+
+The int8 model is quantized as the product does it: with the ranges and
+the input means (bias correction) of the ranges file, or of the
+statistics cache for ``--statistics``.
 
     python benchmarks/quant_accuracy.py                        # committed ranges
     python benchmarks/quant_accuracy.py --stats-cache /tmp/stats.npz \\
         --statistics minmax,p99.999,p99.99,p99.9,mean-minmax   # compare statistics
     python benchmarks/quant_accuracy.py --sqnr 10                 # + per-layer SQNR
-    python benchmarks/quant_accuracy.py --sources 5 --bias-correction
+    python benchmarks/quant_accuracy.py --sources 5 --uncorrected
 
 The eval photos are read from the shared folder and never copied anywhere.
 """
@@ -53,10 +57,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the modules beside this file
 from accuracy import VIEWS, default_eval_dir  # noqa: E402
 from quant_eval import Setup, evaluate  # noqa: E402
-from quant_measures import bias_corrected, error_sources, sqnr_table  # noqa: E402
+from quant_measures import error_sources, sqnr_table  # noqa: E402
 from runinfo import git_revision, loadavg  # noqa: E402
 
-from ssdface.quant import calibrate, scheme  # noqa: E402
+from ssdface.quant import calibrate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,21 +84,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worst", type=int, default=12, help="layers listed in the SQNR table")
     ap.add_argument("--sources", type=int, default=0, metavar="STEP",
                     help="error sources on every STEP-th eval image")
-    ap.add_argument("--bias-correction", action="store_true",
-                    help="also evaluate the bias-corrected model (outside the scheme)")
+    ap.add_argument("--uncorrected", action="store_true",
+                    help="also evaluate the model without the bias correction")
     args = ap.parse_args(argv)
 
-    candidates: list[tuple[str, dict[int, tuple[float, float]]]] = []
+    candidates: list[tuple[str, dict[int, tuple[float, float]], Any]] = []
     if args.statistics:
         if args.stats_cache is None:
             ap.error("--statistics needs --stats-cache")
         _items, sha = calibrate.read_inputs()
         stats = calibrate.Stats.load(args.stats_cache, sha)
         for name in args.statistics.split(","):
-            candidates.append((name, calibrate.ranges_from_stats(stats, name)))
+            candidates.append((name, calibrate.ranges_from_stats(stats, name),
+                               calibrate.means_from_stats(stats)))
     else:
         loaded = calibrate.load_ranges(args.ranges)
-        candidates.append((f"{loaded.statistic} ({args.ranges.name})", loaded.ranges))
+        candidates.append((f"{loaded.statistic} ({args.ranges.name})", loaded.ranges,
+                           loaded.means))
     if args.cache_dir:
         args.cache_dir.mkdir(parents=True, exist_ok=True)
 
@@ -103,19 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# revision {git_revision()}, load {loadavg()}, {len(setup.eval_images)} eval images, "
           f"f32 = C engine ({setup.detector.isa}), one pass", flush=True)
     results = []
-    for name, ranges in candidates:
-        res = evaluate(setup, ranges, name, args.cache_dir)
+    for name, ranges, means in candidates:
+        res = evaluate(setup, ranges, name, args.cache_dir, means)
         results.append(res)
         report(res)
         print(f"# {time.time() - t0:.0f} s", flush=True)
-    if args.bias_correction:
-        plain = setup.weights
-        for name, ranges in list(candidates):
-            model = scheme.quantize_model(plain, ranges, setup.layers)
-            setup.weights = bias_corrected(setup, model)
-            res = evaluate(setup, ranges, f"{name}, bias-corrected (outside the scheme)",
-                           args.cache_dir)
-            setup.weights = plain
+    if args.uncorrected:
+        for name, ranges, _means in candidates:
+            res = evaluate(setup, ranges, f"{name}, no bias correction", args.cache_dir)
             results.append(res)
             report(res)
             print(f"# {time.time() - t0:.0f} s", flush=True)
@@ -127,10 +128,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{n} eval images\n")
         print("| quantized | RMS box encodings | RMS logits |")
         print("|---|---:|---:|")
-        for name, eb, el in error_sources(setup, candidates[0][1], args.sources):
+        for name, eb, el in error_sources(setup, candidates[0][1], candidates[0][2],
+                                          args.sources):
             print(f"| {name} | {eb:.3f} | {el:.3f} |")
     if args.sqnr:
-        table = sqnr_table(setup, candidates[0][1], args.sqnr)
+        table = sqnr_table(setup, candidates[0][1], args.sqnr, candidates[0][2])
         print(f"\n## Per-layer SQNR ({candidates[0][0]}), int8 vs float64, "
               f"{len(setup.photos)} photos + {min(args.sqnr, len(setup.eval_inputs))} eval "
               "images, worst first\n")

@@ -113,9 +113,11 @@ def runs(images: list[Any], heads: list[tuple[np.ndarray, np.ndarray]], threshol
 
 
 def evaluate(setup: Setup, ranges: dict[int, tuple[float, float]], name: str,
-             cache_dir: Path | None) -> dict[str, Any]:
-    """Every figure of one set of ranges."""
-    model = scheme.quantize_model(setup.weights, ranges, setup.layers)
+             cache_dir: Path | None, means: dict[int, np.ndarray] | None = None
+             ) -> dict[str, Any]:
+    """Every figure of one set of ranges (and input means: bias correction;
+    None: none)."""
+    model = scheme.quantize_model(setup.weights, ranges, setup.layers, means)
     out: dict[str, Any] = {"name": name, "photos": []}
     for fname, d, x, f32 in setup.photos:
         run = graph.run_int8(model, x, setup.layers)
@@ -130,8 +132,8 @@ def evaluate(setup: Setup, ranges: dict[int, tuple[float, float]], name: str,
             "max_score_diff": max((abs(f32[r, 4] - q8[g, 4]) for r, g, _ in pairs),
                                   default=math.nan)})
     digest = hashlib.sha256(repr(sorted(ranges.items())).encode())
-    for layer in setup.layers:  # the weights too: bias-corrected models differ there
-        digest.update(np.ascontiguousarray(setup.weights[layer.bias]).tobytes())
+    for lq in model.layers:  # the quantized biases: the bias correction changes them
+        digest.update(np.ascontiguousarray(lq.b_q).tobytes())
     key = digest.hexdigest()[:16]
     cached = cache_dir / f"int8-heads-{key}-{len(setup.eval_images)}.npz" if cache_dir else None
     if cached is not None and cached.is_file():

@@ -1,7 +1,7 @@
 """``benchmarks/quant_accuracy.py``'s steps 3-5: per-layer SQNR of the int8
 simulation against the float64 graph, the RMS error of the head outputs by
-what is quantized (fake quantization in float64), and the bias-corrected
-weights (an experiment outside the scheme).
+what is quantized (fake quantization in float64), with and without the
+bias correction.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 from quant_eval import Setup
 
-from ssdface.quant import calibrate, graph, network, scheme
+from ssdface.quant import graph, network, scheme
 
 
-def sqnr_table(setup: Setup, ranges: dict[int, tuple[float, float]], n_eval: int
-               ) -> list[dict[str, Any]]:
+def sqnr_table(setup: Setup, ranges: dict[int, tuple[float, float]], n_eval: int,
+               means: dict[int, np.ndarray] | None = None) -> list[dict[str, Any]]:
     """Per layer, pooled over the photos and the first ``n_eval`` annotated
     photos: SQNR (dB) of the int8 output against the float64 graph's."""
-    model = scheme.quantize_model(setup.weights, ranges, setup.layers)
+    model = scheme.quantize_model(setup.weights, ranges, setup.layers, means)
     sig = np.zeros(len(setup.layers))
     err = np.zeros(len(setup.layers))
     inputs = [p[2] for p in setup.photos] + setup.eval_inputs[:n_eval]
@@ -89,40 +89,14 @@ def run_fake(setup: Setup, model: scheme.QuantizedModel, weights: dict[str, np.n
     return graph.assemble(setup.layers, outs)
 
 
-def bias_corrected(setup: Setup, model: scheme.QuantizedModel, crops: int = 20
-                   ) -> network.FloatWeights:
-    """Float weights whose biases absorb the mean error of the quantized
-    weights (see ``benchmarks/quant_accuracy.py``'s docstring, step 4): per-channel input means from
-    the first ``crops`` crops of the calibration list."""
-    items, _ = calibrate.read_inputs()
-    shared = calibrate.default_shared_dir()
-    picked = [it for it in items if it.crop is not None][:crops]
-    means: dict[int, np.ndarray] = {}
-    for it in picked:
-        run = graph.run_float(setup.weights, calibrate.load_input(shared, it), np.float64,
-                              setup.layers)
-        for layer in setup.layers:
-            src = run.input if layer.reads == network.NETWORK_INPUT else run.outputs[layer.reads]
-            mean = src.reshape(-1, src.shape[-1]).mean(axis=0) / len(picked)
-            means[layer.index] = means.get(layer.index, 0) + mean
-    deq = dequantized_weights(setup, model, biases=False)
-    out = dict(setup.weights.tensors)
-    for layer in setup.layers:
-        dw = deq[layer.weight] - setup.weights[layer.weight].astype(np.float64)
-        mu = means[layer.index]
-        if layer.op == "depthwise3x3":
-            err = mu * dw.reshape(-1, dw.shape[-1]).sum(axis=0)
-        else:
-            err = (dw.sum(axis=(1, 2)) * mu).sum(axis=1)
-        out[layer.bias] = (setup.weights[layer.bias] - err).astype(np.float32)
-    return network.FloatWeights(out, setup.weights.checksum)
-
-
-def error_sources(setup: Setup, ranges: dict[int, tuple[float, float]], step: int
+def error_sources(setup: Setup, ranges: dict[int, tuple[float, float]],
+                  means: dict[int, np.ndarray] | None, step: int
                   ) -> list[tuple[str, float, float]]:
-    """RMS error of (box encodings, logits) against the float64 graph, by what is quantized."""
+    """RMS error of (box encodings, logits) against the float64 graph, by what
+    is quantized (the fake-quantized parts without bias correction)."""
     model = scheme.quantize_model(setup.weights, ranges, setup.layers)
-    corrected = scheme.quantize_model(bias_corrected(setup, model), ranges, setup.layers)
+    corrected = (scheme.quantize_model(setup.weights, ranges, setup.layers, means)
+                 if means is not None else None)
     w = setup.weights.tensors
     is_dw = lambda layer: layer.op == "depthwise3x3"  # noqa: E731
     configs: list[tuple[str, Any]] = [
@@ -140,10 +114,12 @@ def error_sources(setup: Setup, ranges: dict[int, tuple[float, float]], step: in
             setup, model, w, x, False, lambda layer: not layer.relu6)),
         ("activations only, ReLU6 layers", lambda x: run_fake(
             setup, model, w, x, False, lambda layer: layer.relu6)),
-        ("int8 simulation", lambda x: astuple(graph.run_int8(model, x, setup.layers))),
-        ("int8 simulation, bias-corrected (outside the scheme)",
-         lambda x: astuple(graph.run_int8(corrected, x, setup.layers))),
+        ("int8 simulation, no bias correction",
+         lambda x: astuple(graph.run_int8(model, x, setup.layers))),
     ]
+    if corrected is not None:
+        configs.append(("int8 simulation, bias-corrected (the product)",
+                        lambda x: astuple(graph.run_int8(corrected, x, setup.layers))))
     inputs = setup.eval_inputs[::step]
     refs = [astuple(graph.run_float(setup.weights, x, np.float64, setup.layers))
             for x in inputs]
