@@ -83,8 +83,11 @@ Bias correction (part of the quantization, not of the arithmetic contract)
     padding positions counted as if they read the mean):
     ``b_q[c] = rint(b'[c] / (s_in * s_w[c])) - z_in * sum_k w_q[k, c]`` as
     above. Only ``b_q`` changes; every rule above, and what the C engine
-    computes, stays as is. Applied to every layer, heads included (the
-    measured configuration; see :func:`corrected_bias`).
+    computes, stays as is. Applied to every layer, heads included: one
+    pass on the 101 annotated photos (``benchmarks/quant_accuracy.py``),
+    the AP gap on faces >= 32 px is +0.0249 uncorrected, +0.0070 with the
+    depthwise layers corrected only, +0.0029 with every layer (RMS error of
+    the logits against f32: 0.304, 0.162, 0.146).
 """
 
 from __future__ import annotations
