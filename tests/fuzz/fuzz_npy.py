@@ -192,7 +192,11 @@ def test_one_input(data: bytes) -> None:
                         .tobytes())
         else:
             engine, where = result
-            if Path(where) != folder or engine.info["tensor_count"] != len(S.specs):
+            # the reference values pack with the int8 section, others without
+            same = (_expected_array(path).astype("<f4").tobytes()
+                    == S.original(plan.tensor).astype("<f4").tobytes())
+            count = struct.unpack_from("<I", S.pristine if same else S.float_only, 16)[0]
+            if Path(where) != folder or engine.info["tensor_count"] != count:
                 raise fl.Finding(f"open_engine returned {where}, {engine.info}")
         fl.count(f"accepted:{plan.call}")
     finally:
