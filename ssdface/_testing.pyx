@@ -53,6 +53,24 @@ def _pieces(size_t M, int cout, split):
     return out
 
 
+def _weight_geometry(str op, tuple wshape, int c, int stride):
+    """(out channels, kernel size) of a conv ("conv": OHWI, 1x1 or 3x3) or
+    depthwise ("dw": [1,3,3,C]) weight shape on a C-channel input; refuses
+    shapes and strides the kernels do not take."""
+    if stride not in (1, 2):
+        raise ValueError("stride must be 1 or 2")
+    if op == "dw":
+        if wshape != (1, 3, 3, c):
+            raise ValueError(f"depthwise weights must be [1,3,3,{c}], got {wshape}")
+        return c, 3
+    cout, k = wshape[0], wshape[1]
+    if wshape[3] != c or wshape[1] != wshape[2] or k not in (1, 3):
+        raise ValueError(f"weights must be [O,3,3,{c}] or [O,1,1,{c}], got {wshape}")
+    if k == 1 and stride != 1:
+        raise ValueError("1x1 convolutions have stride 1")
+    return cout, k
+
+
 def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
     """Run one kernel on one HWC image. Weights in source (TFLite) layout;
     they are packed with the same code the blob uses."""
@@ -68,19 +86,11 @@ def _conv(str op, x, w, b, int stride, bint relu6, residual, str impl, split):
     x = _check_array(x, "x", np.float32, 3)
     w = _check_array(w, "w", np.float32, 4)
     b = _check_array(b, "b", np.float32, 1)
-    if stride not in (1, 2):
-        raise ValueError("stride must be 1 or 2")
     h, wd, c = x.shape
+    cout, k = _weight_geometry(op, w.shape, c, stride)
     if op == "dw":
-        if w.shape[0] != 1 or w.shape[1:] != (3, 3, c):
-            raise ValueError(f"depthwise weights must be [1,3,3,{c}], got {w.shape}")
-        cout, k, spec.kind, fn = c, 3, 3, table.f32_dw3x3
+        spec.kind, fn = 3, table.f32_dw3x3
     else:
-        cout, k = w.shape[0], w.shape[1]
-        if w.shape[3] != c or w.shape[1] != w.shape[2] or k not in (1, 3):
-            raise ValueError(f"weights must be [O,3,3,{c}] or [O,1,1,{c}], got {w.shape}")
-        if k == 1 and stride != 1:
-            raise ValueError("1x1 convolutions have stride 1")
         spec.kind = 4 if k == 1 else 2
         fn = table.f32_conv1x1 if k == 1 else table.f32_conv3x3
     if b.shape[0] != cout:
@@ -246,19 +256,11 @@ def qu8_conv(str op, x, w, bias, scale, *, int stride=1, int in_zero=0, int out_
     w = _check_array(w, "w", np.int8, 4)
     bias = _check_array(bias, "bias", np.int32, 1)
     scale = _check_array(scale, "scale", np.float32, 1)
-    if stride not in (1, 2):
-        raise ValueError("stride must be 1 or 2")
     h, wd, c = x.shape
+    cout, k = _weight_geometry(op, w.shape, c, stride)
     if op == "dw":
-        if w.shape != (1, 3, 3, c):
-            raise ValueError(f"depthwise weights must be [1,3,3,{c}], got {w.shape}")
-        cout, k, fn = c, 3, table.qu8_dw3x3
+        fn = table.qu8_dw3x3
     else:
-        cout, k = w.shape[0], w.shape[1]
-        if w.shape[3] != c or w.shape[1] != w.shape[2] or k not in (1, 3):
-            raise ValueError(f"weights must be [O,3,3,{c}] or [O,1,1,{c}], got {w.shape}")
-        if k == 1 and stride != 1:
-            raise ValueError("1x1 convolutions have stride 1")
         fn = table.qu8_conv1x1 if k == 1 else table.qu8_conv3x3
     if bias.shape[0] != cout or scale.shape[0] != cout:
         raise ValueError(f"bias and scale must have {cout} elements")
