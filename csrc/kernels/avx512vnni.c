@@ -51,6 +51,31 @@ static inline QB qb_load(const uint8_t *p) { return _mm512_loadu_si512(p); }
 static inline QACC qacc_dot(QACC acc, QA a, QB b) { return _mm512_dpbusd_epi32(acc, a, b); }
 static inline QI qacc_sum(QACC a) { return a; }
 
+/* Depthwise tap rows: each 128-bit lane of a broadcast holds all 16
+ * channels; vpshufb moves lane L's channels 4L..4L+3 into byte k of their
+ * groups (0x80 zeroes the rest) and one vpternlogd merges the three taps. */
+typedef __m512i QT;
+typedef struct {
+    __m512i k[3];
+} QTC;
+static inline QTC qt_ctrl(void) {
+    const __m512i i = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    QTC c;
+    for (int k = 0; k < 3; k++)
+        c.k[k] = _mm512_or_si512(_mm512_set1_epi32((int)(0x80808080u & ~(0xFFu << (8 * k)))),
+                                 _mm512_slli_epi32(i, 8 * k));
+    return c;
+}
+static inline QT qt_taps3p(const QTC *c, const uint8_t *pa, const uint8_t *pb, const uint8_t *pe) {
+    const __m512i a = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)pa));
+    const __m512i b = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)pb));
+    const __m512i e = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)pe));
+    return _mm512_ternarylogic_epi32(_mm512_shuffle_epi8(a, c->k[0]), _mm512_shuffle_epi8(b, c->k[1]),
+                                     _mm512_shuffle_epi8(e, c->k[2]), 0xFE);
+}
+static inline QACC qt_dot(QACC acc, QT a, QT w) { return _mm512_dpbusd_epi32(acc, a, w); }
+#define QDW_TAPS3 1
+
 #define QTILE_M 8
 #define QTILE_P 2
 

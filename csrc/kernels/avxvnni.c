@@ -28,6 +28,39 @@ static inline QACC qacc_dot(QACC acc, QA a, QB b) {
 }
 static inline QI qacc_sum(QACC a) { return (QI){a.lo, a.hi}; }
 
+/* Depthwise tap rows (qu8_driver.h, QDW_TAPS3): vbroadcasti128 puts the
+ * 16 channels in both lanes; vpshufb moves 4 channels per lane into byte k
+ * of their groups, two ORs merge the three taps. */
+typedef QACC QT;
+typedef struct {
+    __m256i lo[3], hi[3];
+} QTC;
+static inline QTC qt_ctrl(void) {
+    const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i eight = _mm256_set1_epi32(8);
+    QTC c;
+    for (int k = 0; k < 3; k++) {
+        const __m256i z = _mm256_set1_epi32((int)(0x80808080u & ~(0xFFu << (8 * k))));
+        c.lo[k] = _mm256_or_si256(z, _mm256_slli_epi32(i, 8 * k));
+        c.hi[k] = _mm256_or_si256(z, _mm256_slli_epi32(_mm256_add_epi32(i, eight), 8 * k));
+    }
+    return c;
+}
+static inline QT qt_taps3p(const QTC *c, const uint8_t *pa, const uint8_t *pb, const uint8_t *pe) {
+    const uint8_t *src[3] = {pa, pb, pe};
+    QT t = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int k = 0; k < 3; k++) {
+        const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)src[k]));
+        t.lo = _mm256_or_si256(t.lo, _mm256_shuffle_epi8(v, c->lo[k]));
+        t.hi = _mm256_or_si256(t.hi, _mm256_shuffle_epi8(v, c->hi[k]));
+    }
+    return t;
+}
+static inline QACC qt_dot(QACC acc, QT a, QT w) {
+    return (QACC){_mm256_dpbusd_avx_epi32(acc.lo, a.lo, w.lo), _mm256_dpbusd_avx_epi32(acc.hi, a.hi, w.hi)};
+}
+#define QDW_TAPS3 1
+
 #define QTILE_M 6
 #define QTILE_P 1
 
