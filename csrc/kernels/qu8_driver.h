@@ -199,7 +199,10 @@ static void q_im2col_pixel(const ssdf_conv_params *p, const ssdf_qu8_output *q, 
         const int iy = oy * p->stride + ky - p->pad_top;
         const uint8_t *row = in + (size_t)iy * p->in_w * C;
         if (iy >= 0 && iy < p->in_h && cols_inside) {
-            memcpy(d, row + (size_t)ix0 * C, 3 * C);
+            if (C == 3) /* the first layer (RGB): a fixed-size copy the compiler inlines */
+                memcpy(d, row + (size_t)ix0 * 3, 9);
+            else
+                memcpy(d, row + (size_t)ix0 * C, 3 * C);
             d += 3 * C;
             continue;
         }
