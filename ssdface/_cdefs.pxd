@@ -110,6 +110,21 @@ cdef extern from "kernels/kernels.h":
     ctypedef void (*ssdf_qu8_conv_fn)(const ssdf_conv_params *p, const ssdf_qu8_output *q,
                                       const uint8_t *inp, const uint8_t *w, void *out, size_t m0,
                                       size_t m1, int n0, int n1, uint8_t *scratch) noexcept nogil
+    ctypedef struct ssdf_qu8_block:
+        int producer_k
+        ssdf_conv_params producer, dw, project
+        ssdf_qu8_output q_producer, q_dw, q_project
+        const uint8_t *in_ "in"
+        const uint8_t *w_producer
+        const uint8_t *w_dw
+        const uint8_t *w_project
+        uint8_t *out
+    ctypedef void (*ssdf_qu8_block_fn)(const ssdf_qu8_block *b, int y0, int y1,
+                                       uint8_t *scratch) noexcept nogil
+    int ssdf_qu8_block_ok(const ssdf_qu8_block *b)
+    size_t ssdf_qu8_block_scratch_bytes(const ssdf_qu8_block *b, int ring_rows, int band_rows)
+    int SSDF_RING_ROWS
+    int ssdf_band_rows(int width)
     ctypedef struct ssdf_kernel_table:
         const char *name
         int tile_m
@@ -121,6 +136,7 @@ cdef extern from "kernels/kernels.h":
         ssdf_qu8_conv_fn qu8_conv3x3
         ssdf_qu8_conv_fn qu8_dw3x3
         ssdf_qu8_conv_fn qu8_conv1x1
+        ssdf_qu8_block_fn qu8_block
     ctypedef enum ssdf_dtype:
         SSDF_DTYPE_F32
         SSDF_DTYPE_QU8

@@ -17,7 +17,9 @@ cimport ssdface._core as core
 from ssdface._cdefs cimport (ssdf_conv_params, ssdf_f32_block, ssdf_f32_block_scratch_floats,
                              ssdf_f32_conv_fn, ssdf_f32_conv_scratch_floats, ssdf_kernel_table,
                              ssdf_layer, ssdf_model, ssdf_plan, ssdf_qu8_conv_fn,
-                             ssdf_qu8_conv_scratch_bytes, ssdf_qu8_output, ssdf_tensor_spec)
+                             ssdf_qu8_conv_scratch_bytes, ssdf_qu8_output, ssdf_tensor_spec,
+                             ssdf_qu8_block, ssdf_qu8_block_ok, ssdf_qu8_block_scratch_bytes,
+                             SSDF_RING_ROWS, ssdf_band_rows)
 from libc.stdint cimport int8_t, int32_t, uint8_t, uint64_t
 
 # The model _core runs (the same object, not a copy).
@@ -232,36 +234,14 @@ def xxh64(data, unsigned long long seed=0):
     return h
 
 
-def qu8_conv(str op, x, w, bias, scale, *, int stride=1, int in_zero=0, int out_zero=0,
-             float out_lo=-255.0, float out_hi=255.0, residual=None, int res_zero=0,
-             float res_scale=0.0, bint f32_out=False, str impl="reference", split=(1, 1)):
-    """Run one quantized (qu8) kernel on one HWC uint8 image: ``op`` "conv"
-    (``w`` int8 OHWI, 1x1 or 3x3) or "dw" (``w`` int8 [1,3,3,C]), ``bias``
-    int32 and ``scale`` float32 per output channel, the output stage of
-    kernels_qu8.h. Packed with the blob's packer; returns uint8 (float32
-    with ``f32_out``)."""
-    cdef const ssdf_kernel_table *table = core.kernel_table(impl, "qu8")
-    cdef ssdf_qu8_conv_fn fn
-    cdef ssdf_conv_params p
-    cdef ssdf_qu8_output q
-    cdef const uint8_t[::1] xv, rv
+def _qu8_pack(str op, w, bias, scale, int cout, int k, int c):
+    """A qu8 weight tensor packed by the blob's packer (uint8 array)."""
     cdef const int8_t[::1] wv
     cdef const int32_t[::1] bv
     cdef const float[::1] sv
-    cdef uint8_t[::1] pv, scr
-    cdef char *op_out
-    cdef size_t m0, m1
-    cdef int k, n0, n1, cout
-    x = _check_array(x, "x", np.uint8, 3)
-    w = _check_array(w, "w", np.int8, 4)
+    cdef uint8_t[::1] pv
     bias = _check_array(bias, "bias", np.int32, 1)
     scale = _check_array(scale, "scale", np.float32, 1)
-    h, wd, c = x.shape
-    cout, k = _weight_geometry(op, w.shape, c, stride)
-    if op == "dw":
-        fn = table.qu8_dw3x3
-    else:
-        fn = table.qu8_conv1x1 if k == 1 else table.qu8_conv3x3
     if bias.shape[0] != cout or scale.shape[0] != cout:
         raise ValueError(f"bias and scale must have {cout} elements")
     wv = w.reshape(-1)
@@ -275,13 +255,127 @@ def qu8_conv(str op, x, w, bias, scale, *, int stride=1, int in_zero=0, int out_
         packed = np.empty(core.qu8_gemm_bytes(cout, k * k * c), dtype=np.uint8)
         pv = packed
         core.pack_qu8_gemm(&wv[0], &bv[0], &sv[0], cout, k * k * c, &pv[0])
+    return packed
 
-    p = _conv_params(h, wd, c, cout, k, stride, 0)
+
+cdef ssdf_qu8_output _qu8_output(int in_zero, int out_zero, float out_lo, float out_hi,
+                                 int res_zero, float res_scale, bint f32_out) except *:
+    """An output stage (no residual tensor yet), checked as the blob loader does."""
+    cdef ssdf_qu8_output q
     q.in_zero, q.out_zero, q.out_lo, q.out_hi = in_zero, out_zero, out_lo, out_hi
     q.res, q.res_zero, q.res_scale, q.f32_out = NULL, res_zero, res_scale, f32_out
     if not (0 <= in_zero <= 255 and 0 <= out_zero <= 255 and -out_zero <= out_lo <= out_hi
             <= 255 - out_zero):
         raise ValueError("zero points and clamps must keep the output inside uint8")
+    return q
+
+
+cdef ssdf_qu8_output _qu8_stage(L) except *:
+    """The uint8 output stage a layer dict of qu8_block describes."""
+    return _qu8_output(L["in_zero"], L["out_zero"], L["out_lo"], L["out_hi"],
+                       L.get("res_zero", 0), L.get("res_scale", 0.0), False)
+
+
+def qu8_block(str impl, x, layers, *, int producer_k=1, int producer_stride=1,
+              int dw_stride=1, residual=None, int row_parts=1):
+    """A qu8 fused block (producer 1x1 or 3x3, depthwise 3x3, project 1x1)
+    run by kernel set ``impl``'s block kernel on an HWC uint8 image, its
+    depthwise output rows in ``row_parts`` calls (as threads split it).
+    ``layers``: three dicts (producer, dw, project) of ``w`` (int8, source
+    layout), ``bias`` (int32), ``scale`` (float32) and the output stage's
+    ``in_zero``, ``out_zero``, ``out_lo``, ``out_hi`` (the project's also
+    ``res_zero``, ``res_scale`` with ``residual``). Returns the project's
+    uint8 output; compare with three ``qu8_conv`` calls."""
+    cdef const ssdf_kernel_table *table = core.kernel_table(impl, "qu8")
+    cdef ssdf_qu8_block blk
+    cdef const uint8_t[::1] xv, rv, p0, p1, p2
+    cdef uint8_t[::1] ov, scr
+    cdef int y0, y1, i
+    if table.qu8_block == NULL:
+        raise ValueError(f"kernel set {impl!r} has no qu8 block kernel")
+    if producer_k not in (1, 3) or (producer_k == 1 and producer_stride != 1):
+        raise ValueError("the producer is a 1x1 (stride 1) or a 3x3 conv")
+    if len(layers) != 3 or row_parts < 1:
+        raise ValueError("three layers (producer, dw, project) and row_parts >= 1")
+    x = _check_array(x, "x", np.uint8, 3)
+    h, wd, c = x.shape
+    ws = [_check_array(L["w"], "w", np.int8, 4) for L in layers]
+    e, k = _weight_geometry("conv", ws[0].shape, c, producer_stride)
+    if k != producer_k:
+        raise ValueError(f"producer weights are {k}x{k}, producer_k is {producer_k}")
+    blk.producer_k = producer_k
+    blk.producer = _conv_params(h, wd, c, e, k, producer_stride, 0)
+    _weight_geometry("dw", ws[1].shape, e, dw_stride)
+    blk.dw = _conv_params(blk.producer.out_h, blk.producer.out_w, e, e, 3, dw_stride, 0)
+    cout, k = _weight_geometry("conv", ws[2].shape, e, 1)
+    if k != 1:
+        raise ValueError("the project is a 1x1 conv")
+    blk.project = _conv_params(blk.dw.out_h, blk.dw.out_w, e, cout, 1, 1, 0)
+    packed = [_qu8_pack(op, w, L["bias"], L["scale"], n, kk, cin)
+              for op, w, L, n, kk, cin in zip(("conv", "dw", "conv"), ws, layers,
+                                              (e, e, cout), (producer_k, 3, 1), (c, e, e))]
+    blk.q_producer = _qu8_stage(layers[0])
+    blk.q_dw = _qu8_stage(layers[1])
+    blk.q_project = _qu8_stage(layers[2])
+    oshape = (blk.project.out_h, blk.project.out_w, cout)
+    if residual is not None:
+        residual = _check_array(residual, "residual", np.uint8, 3)
+        if residual.shape != oshape:
+            raise ValueError(f"residual must have shape {oshape}, got {residual.shape}")
+        rv = residual.reshape(-1)
+        blk.q_project.res = &rv[0]
+    if not ssdf_qu8_block_ok(&blk):
+        raise ValueError("the expanded channels (and a 1x1 producer's inputs) must be "
+                         "multiples of 4")
+    out = np.zeros(oshape, dtype=np.uint8)
+    xv, ov = x.reshape(-1), out.reshape(-1)
+    p0, p1, p2 = packed
+    blk.in_, blk.out = &xv[0], &ov[0]
+    blk.w_producer, blk.w_dw, blk.w_project = &p0[0], &p1[0], &p2[0]
+    scratch = np.empty(ssdf_qu8_block_scratch_bytes(&blk, SSDF_RING_ROWS,
+                                                    ssdf_band_rows(blk.dw.out_w)),
+                       dtype=np.uint8)
+    scr = scratch
+    rows = blk.dw.out_h
+    for i in range(row_parts):
+        y0, y1 = rows * i // row_parts, rows * (i + 1) // row_parts
+        if y0 < y1:
+            with nogil:
+                table.qu8_block(&blk, y0, y1, &scr[0])
+    return out
+
+
+def qu8_conv(str op, x, w, bias, scale, *, int stride=1, int in_zero=0, int out_zero=0,
+             float out_lo=-255.0, float out_hi=255.0, residual=None, int res_zero=0,
+             float res_scale=0.0, bint f32_out=False, str impl="reference", split=(1, 1)):
+    """Run one quantized (qu8) kernel on one HWC uint8 image: ``op`` "conv"
+    (``w`` int8 OHWI, 1x1 or 3x3) or "dw" (``w`` int8 [1,3,3,C]), ``bias``
+    int32 and ``scale`` float32 per output channel, the output stage of
+    kernels_qu8.h. Packed with the blob's packer; returns uint8 (float32
+    with ``f32_out``)."""
+    cdef const ssdf_kernel_table *table = core.kernel_table(impl, "qu8")
+    cdef ssdf_qu8_conv_fn fn
+    cdef ssdf_conv_params p
+    cdef ssdf_qu8_output q
+    cdef const uint8_t[::1] xv, rv, pv
+    cdef uint8_t[::1] scr
+    cdef char *op_out
+    cdef size_t m0, m1
+    cdef int k, n0, n1, cout
+    x = _check_array(x, "x", np.uint8, 3)
+    w = _check_array(w, "w", np.int8, 4)
+    bias = _check_array(bias, "bias", np.int32, 1)
+    scale = _check_array(scale, "scale", np.float32, 1)
+    h, wd, c = x.shape
+    cout, k = _weight_geometry(op, w.shape, c, stride)
+    if op == "dw":
+        fn = table.qu8_dw3x3
+    else:
+        fn = table.qu8_conv1x1 if k == 1 else table.qu8_conv3x3
+    packed = _qu8_pack(op, w, bias, scale, cout, k, c)
+    pv = packed
+    p = _conv_params(h, wd, c, cout, k, stride, 0)
+    q = _qu8_output(in_zero, out_zero, out_lo, out_hi, res_zero, res_scale, f32_out)
     if f32_out:
         out = np.full((p.out_h, p.out_w, cout), np.nan, dtype=np.float32)
     else:

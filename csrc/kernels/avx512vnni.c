@@ -73,6 +73,8 @@ static inline QT qt_taps3p(const QTC *c, const uint8_t *pa, const uint8_t *pb, c
     return _mm512_ternarylogic_epi32(_mm512_shuffle_epi8(a, c->k[0]), _mm512_shuffle_epi8(b, c->k[1]),
                                      _mm512_shuffle_epi8(e, c->k[2]), 0xFE);
 }
+static inline QT qt_load(const uint8_t *p) { return _mm512_loadu_si512(p); }
+static inline void qt_store(uint8_t *p, QT t) { _mm512_storeu_si512(p, t); }
 static inline QACC qt_dot(QACC acc, QT a, QT w) { return _mm512_dpbusd_epi32(acc, a, w); }
 #define QDW_TAPS3 1
 

@@ -56,6 +56,13 @@ static inline QT qt_taps3p(const QTC *c, const uint8_t *pa, const uint8_t *pb, c
     }
     return t;
 }
+static inline QT qt_load(const uint8_t *p) {
+    return (QT){_mm256_loadu_si256((const __m256i *)p), _mm256_loadu_si256((const __m256i *)(p + 32))};
+}
+static inline void qt_store(uint8_t *p, QT t) {
+    _mm256_storeu_si256((__m256i *)p, t.lo);
+    _mm256_storeu_si256((__m256i *)(p + 32), t.hi);
+}
 static inline QACC qt_dot(QACC acc, QT a, QT w) {
     return (QACC){_mm256_dpbusd_avx_epi32(acc.lo, a.lo, w.lo), _mm256_dpbusd_avx_epi32(acc.hi, a.hi, w.hi)};
 }

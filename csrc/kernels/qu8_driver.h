@@ -25,6 +25,7 @@
  *   qt_ctrl()          those controls (once per row)
  *   qt_taps3p(c, a, b, e)  group i = the bytes a[i], b[i], e[i], 0
  *   qt_dot(acc, a, w)  acc + the 4-byte dot products of a (uint8) and w (int8)
+ *   qt_load(p), qt_store(p, t)   64 bytes
  *
  * A GEMM row of A is read 4 bytes at a time, so its length must be a
  * multiple of SSDF_QU8_KGROUP: the 3x3 conv builds such rows (im2col) and
@@ -353,6 +354,56 @@ static void q_dw_row_taps3(const ssdf_conv_params *p, const ssdf_qu8_output *q,
 }
 #endif
 
+#ifdef QDW_TAPS3
+/* A fused block's depthwise reads each producer row up to 3 times (stride
+ * 1): the block builds the row's tap rows once, for every output column and
+ * panel (64-byte groups at [(ox * E + g) * 4]), and the depthwise rows load
+ * them. */
+static void q_tap_row(const ssdf_conv_params *pd, const uint8_t *row, const uint8_t *zero,
+                      uint8_t *tri) {
+    const size_t E = (size_t)pd->in_c;
+    const QTC ctrl = qt_ctrl();
+    for (int ox = 0; ox < pd->out_w; ox++) {
+        const int ix = ox * pd->stride - pd->pad_left;
+        uint8_t *t = tri + (size_t)ox * E * 4;
+        if (ix >= 0 && ix + 2 < pd->in_w) {
+            const uint8_t *s = row + (size_t)ix * E;
+            for (size_t g = 0; g < E; g += SSDF_PANEL)
+                qt_store(t + g * 4, qt_taps3p(&ctrl, s + g, s + E + g, s + 2 * E + g));
+        } else {
+            for (size_t g = 0; g < E; g += SSDF_PANEL)
+                qt_store(t + g * 4, q_dw_taps_checked(&ctrl, row, zero, ix, pd->in_w, E, (int)g));
+        }
+    }
+}
+
+/* One depthwise output row of a block from the tap rows of its 3 input rows
+ * (NULL: outside the image, the constant in_zero tap row). */
+static void q_dw_row_tri(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
+                         const uint8_t *const tri[3], const uint8_t *zero, const uint8_t *w,
+                         uint8_t *dst_row) {
+    const size_t E = (size_t)pd->in_c;
+    const QTC ctrl = qt_ctrl();
+    const QT tz = qt_taps3p(&ctrl, zero, zero, zero);
+    for (size_t g = 0; g < E; g += SSDF_PANEL) {
+        const uint8_t *panel = w + (g / SSDF_PANEL) * q_dw_panel();
+        const QACC bias = qacc_init((const int32_t *)panel);
+        QT wk[3];
+        for (int ky = 0; ky < 3; ky++) {
+            const uint8_t *w0 = panel + ssdf_qu8_dw_at(3 * (size_t)ky, 0);
+            wk[ky] = qt_taps3p(&ctrl, w0, w0 + SSDF_PANEL, w0 + 2 * SSDF_PANEL);
+        }
+        for (int ox = 0; ox < pd->out_w; ox++) {
+            const size_t at = ((size_t)ox * E + g) * 4;
+            QACC a = bias;
+#pragma GCC unroll 3
+            for (int ky = 0; ky < 3; ky++) a = qt_dot(a, tri[ky] ? qt_load(tri[ky] + at) : tz, wk[ky]);
+            q_out(qacc_sum(a), panel, q, NULL, dst_row + (size_t)ox * E + g, SSDF_PANEL);
+        }
+    }
+}
+#endif
+
 /* Every channel group [n0, n1) of one depthwise output row. */
 static void q_dw_row_all(const ssdf_conv_params *p, const ssdf_qu8_output *q,
                          const uint8_t *const rows[3], const uint8_t *zero, const uint8_t *w,
@@ -409,6 +460,11 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
     uint8_t *cols = zero + E + 64; /* the 3x3 producer's im2col row */
     int done = -1, band0 = y0;
     memset(zero, b->q_dw.in_zero, E + 64);
+#ifdef QDW_TAPS3
+    const size_t tri_bytes = (size_t)pd->out_w * E * 4;
+    uint8_t *tri = cols + Wp * kp + 64; /* tap rows, one per ring row */
+    const int use_tri = E % SSDF_PANEL == 0;
+#endif
     for (int oy = y0; oy < y1; oy++) {
         const int top = oy * pd->stride - pd->pad_top;
         const int last = top + 2 < pd->in_h - 1 ? top + 2 : pd->in_h - 1;
@@ -426,6 +482,9 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
                 qgemm(Wp, kp, cols, kp, b->w_producer, dst, E, 1, NULL, &b->q_producer, 0,
                       (int)E);
             }
+#ifdef QDW_TAPS3
+            if (use_tri) q_tap_row(pd, dst, zero, tri + (size_t)(r % SSDF_RING_ROWS) * tri_bytes);
+#endif
         }
         if (last > done) done = last;
         for (int ky = 0; ky < 3; ky++) {
@@ -433,8 +492,20 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
             rows[ky] = iy >= 0 && iy < pd->in_h ? ring + (size_t)(iy % SSDF_RING_ROWS) * Wp * E
                                                : NULL;
         }
-        q_dw_row_all(pd, &b->q_dw, rows, zero, b->w_dw, dband + (size_t)(oy - band0) * Wd * E,
-                     0, pd->out_w, 0, (int)E);
+        uint8_t *drow = dband + (size_t)(oy - band0) * Wd * E;
+#ifdef QDW_TAPS3
+        if (use_tri) {
+            const uint8_t *t[3];
+            for (int ky = 0; ky < 3; ky++) {
+                const int iy = top + ky;
+                t[ky] = iy >= 0 && iy < pd->in_h
+                            ? tri + (size_t)(iy % SSDF_RING_ROWS) * tri_bytes
+                            : NULL;
+            }
+            q_dw_row_tri(pd, &b->q_dw, t, zero, b->w_dw, drow);
+        } else
+#endif
+            q_dw_row_all(pd, &b->q_dw, rows, zero, b->w_dw, drow, 0, pd->out_w, 0, (int)E);
         if (oy - band0 + 1 == band || oy == y1 - 1) {
             const size_t at = (size_t)band0 * Wd * Cout;
             qgemm((size_t)(oy - band0 + 1) * Wd, E, dband, E, b->w_project, b->out + at, Cout, 1,
