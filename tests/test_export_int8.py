@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_export import check_fully_delegated
 
 from ssdface import Detector, export, postprocess
 from ssdface.export.int8 import int8_plan
@@ -132,6 +133,10 @@ def check_agreement(forward, engine, inputs, photos) -> None:
 def test_tflite_int8_agrees_with_engine(tflite_int8, builtin, engine, inputs, photos) -> None:
     it = _interpreter(tflite_int8, builtin)
     check_agreement(lambda x: _invoke(it, x), engine, inputs, photos)
+
+
+def test_tflite_int8_fully_delegated_to_xnnpack(tflite_int8: Path) -> None:
+    check_fully_delegated(tflite_int8)
 
 
 def test_onnx_qdq_agrees_with_engine(onnx_qdq, engine, inputs, photos) -> None:
