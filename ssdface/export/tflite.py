@@ -3,7 +3,10 @@
 Only the builtin ops ``CONV_2D``, ``DEPTHWISE_CONV_2D``, ``ADD``, ``RESHAPE``
 and ``CONCATENATION`` are used, all at op version 1.  Weights are stored
 exactly as in the ``.npy`` files (OHWI for convolutions, ``[1, kh, kw, C]``
-for depthwise convolutions).  ``flatbuffers`` and ``tflite`` (the ``export``
+for depthwise convolutions). :class:`Graph`, :class:`Writer`,
+:func:`add_layers` and :func:`add_outputs` also write the int8 model
+(:mod:`ssdface.export.tflite_int8`): tensors with quantization parameters,
+other op versions.  ``flatbuffers`` and ``tflite`` (the ``export``
 extra) are imported when a model is built.
 """
 
