@@ -36,6 +36,7 @@ import numpy as np
 from ..quant.network import Layer as QLayer
 from ..quant.network import network_layers
 from ..quant.scheme import (
+    INT32_MAX,
     QMAX,
     LayerQuant,
     QuantizedModel,
@@ -85,7 +86,7 @@ def _real_range(q: TensorQuant) -> tuple[float, float]:
 def conv_quant(lq: LayerQuant) -> ConvQuant:
     """The exported constants of one quantized layer (bias unfolded)."""
     unfolded = lq.b_q.astype(np.int64) + lq.z_in * channel_weight_sums(lq.w_q, lq.op)
-    if np.abs(unfolded).max(initial=0) > 2**31 - 1:
+    if np.abs(unfolded).max(initial=0) > INT32_MAX:
         raise OverflowError(f"layer {lq.index}: the unfolded bias does not fit int32")
     return ConvQuant(np.ascontiguousarray(lq.w_q, dtype=np.int8),
                      np.asarray(lq.w_scale, dtype=np.float32),
@@ -131,7 +132,7 @@ def int8_plan(model: QuantizedModel,
     heads = {name: _head_quant(ranges, "boxes") for name in p.boxes.heads}
     heads.update({name: _head_quant(ranges, "classes") for name in p.classes.heads})
     convs: dict[str, ConvQuant] = {}
-    pending: dict[str, TensorQuant] = {}  # a residual conv's add output -> its quantization
+    pending: dict[str, TensorQuant] = {}  # residual conv -> the quantization of its add
     for layer in p.layers:
         if layer.kind == "add":
             acts[layer.output] = pending.pop(layer.inputs[1])
