@@ -39,7 +39,8 @@ def net_input() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path) -> dict[str, Path]:
-    """``{"tflite": path, "onnx": path}`` exported from the shared weights."""
+    """``{"tflite": path, "onnx": path, "tflite-int8": path, "onnx-qdq": path}`` exported
+    from the shared weights (``engines.export_models``)."""
     return engines.export_models(weights_dir, tmp_path_factory.mktemp("models"))
 
 

@@ -15,6 +15,12 @@ Engines (``ENGINES``):
   ``inter_op_num_threads=1``, sequential execution.
 * ``openvino`` -- the exported ``.onnx`` compiled for the CPU plugin with an f32
   inference precision hint, ``INFERENCE_NUM_THREADS=N``, latency hint.
+* ``ai-edge-litert int8``, ``onnxruntime int8``, ``openvino int8`` -- the same
+  runtimes, set up the same way, on the int8 exports of the model
+  ``ssdface int8`` runs (:func:`ssdface.export.quantized_model`: the committed
+  calibration): the fully quantized ``.tflite`` and the QDQ ``.onnx``
+  (OpenVINO's f32 hint is for the float parts; its quantized convolutions run
+  in int8).
 
 Every forward function takes float32 ``[1, 300, 300, 3]`` and returns
 ``(box_encodings [1, 1917, 4], class_logits [1, 1917, 2])``. The end-to-end
@@ -45,15 +51,24 @@ LITERT = "ai-edge-litert"
 TFLITE_RUNTIME = "tflite-runtime"
 ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"
-ENGINES = (SSDFACE, SSDFACE_INT8, LITERT, TFLITE_RUNTIME, ONNXRUNTIME, OPENVINO)
-# The peers: engines reading an exported model file.
+LITERT_INT8 = "ai-edge-litert int8"  # the fully quantized .tflite (XNNPACK)
+ONNXRUNTIME_INT8 = "onnxruntime int8"  # the QDQ .onnx
+OPENVINO_INT8 = "openvino int8"  # the same QDQ .onnx
+ENGINES = (SSDFACE, SSDFACE_INT8, LITERT, TFLITE_RUNTIME, ONNXRUNTIME, OPENVINO,
+           LITERT_INT8, ONNXRUNTIME_INT8, OPENVINO_INT8)
+# The peers: engines reading an exported float32 model file.
 PEERS = (LITERT, TFLITE_RUNTIME, ONNXRUNTIME, OPENVINO)
+# The peers reading the int8 exports.
+INT8_PEERS = (LITERT_INT8, ONNXRUNTIME_INT8, OPENVINO_INT8)
 # The file format each engine reads (ssdface reads its weights directly).
 MODEL_FORMAT = {LITERT: "tflite", TFLITE_RUNTIME: "tflite", ONNXRUNTIME: "onnx",
-                OPENVINO: "onnx"}
+                OPENVINO: "onnx", LITERT_INT8: "tflite-int8", ONNXRUNTIME_INT8: "onnx-qdq",
+                OPENVINO_INT8: "onnx-qdq"}
 # The distribution whose version is reported for each engine.
 DISTRIBUTION = {SSDFACE: "ssdface", SSDFACE_INT8: "ssdface", LITERT: "ai-edge-litert",
-                TFLITE_RUNTIME: "tflite-runtime", ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino"}
+                TFLITE_RUNTIME: "tflite-runtime", ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino",
+                LITERT_INT8: "ai-edge-litert", ONNXRUNTIME_INT8: "onnxruntime",
+                OPENVINO_INT8: "openvino"}
 
 Outputs = tuple[np.ndarray, np.ndarray]
 Forward = Callable[[np.ndarray], Outputs]
@@ -104,16 +119,27 @@ def load_photo(path: str | os.PathLike[str]) -> np.ndarray:
 
 def export_models(weights_dir: str | os.PathLike[str], folder: str | os.PathLike[str]
                   ) -> dict[str, Path]:
-    """Export the ``.npy`` weights to ``folder/ssdface.tflite`` and ``.onnx``; format -> path."""
+    """Export the ``.npy`` weights to ``folder/ssdface.tflite`` and ``.onnx``, and
+    their int8 model (the committed calibration) to ``ssdface-int8.tflite`` and
+    ``ssdface-qdq.onnx``; format -> path. The int8 files are left out when the
+    calibration is not of these weights.
+    """
     from ssdface import export
 
     weights = export.load_npy_weights(weights_dir)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return {
+    models = {
         "tflite": export.export_tflite(weights, folder / "ssdface.tflite"),
         "onnx": export.export_onnx(weights, folder / "ssdface.onnx"),
     }
+    try:
+        qmodel = export.quantized_model(weights_dir)
+    except ValueError:  # calibrated on other weights
+        return models
+    models["tflite-int8"] = export.export_tflite_int8(qmodel, folder / "ssdface-int8.tflite")
+    models["onnx-qdq"] = export.export_onnx_qdq(qmodel, folder / "ssdface-qdq.onnx")
+    return models
 
 
 def version(engine: str) -> str:
@@ -259,7 +285,11 @@ def make_forward(engine: str, threads: int, models: dict[str, Path],
     if engine in (SSDFACE, SSDFACE_INT8):
         return ssdface_forward(weights, threads, "int8" if engine == SSDFACE_INT8 else "f32")
     make = {LITERT: litert_forward, TFLITE_RUNTIME: tflite_runtime_forward,
-            ONNXRUNTIME: onnxruntime_forward, OPENVINO: openvino_forward}[engine]
+            ONNXRUNTIME: onnxruntime_forward, OPENVINO: openvino_forward,
+            LITERT_INT8: litert_forward, ONNXRUNTIME_INT8: onnxruntime_forward,
+            OPENVINO_INT8: openvino_forward}[engine]
+    if MODEL_FORMAT[engine] not in models:
+        raise Unavailable("no int8 export (the committed calibration is of other weights)")
     return make(models[MODEL_FORMAT[engine]], threads)
 
 

@@ -109,6 +109,27 @@ def test_export_onnx_from_env_loads(tmp_path, capsys, monkeypatch, weights_dir):
     assert box.shape == (1, 1917, 4) and cls.shape == (1, 1917, 2)
 
 
+def test_export_int8_formats(tmp_path, capsys, weights_dir):
+    """tflite-int8 and onnx-qdq write the int8 network (export.quantized_model),
+    with the float32 input and outputs of the float exports."""
+    import onnxruntime as ort
+    from ai_edge_litert.interpreter import Interpreter
+
+    tfl, qdq = tmp_path / "int8.tflite", tmp_path / "qdq.onnx"
+    for fmt, out in (("tflite-int8", tfl), ("onnx-qdq", qdq)):
+        assert main(["export", "--format", fmt, str(out), "--weights", str(weights_dir)]) == 0
+        assert capsys.readouterr().out.strip() == f"wrote {out} ({out.stat().st_size} bytes)"
+    it = Interpreter(model_path=str(tfl), num_threads=1)
+    it.allocate_tensors()
+    (inp,) = it.get_input_details()
+    assert inp["name"] == "normalized_input_image_tensor" and inp["dtype"] == np.float32
+    assert [list(d["shape"]) for d in it.get_output_details()] == [[1, 1917, 4], [1, 1917, 2]]
+    sess = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
+    x = np.zeros((1, 300, 300, 3), dtype=np.float32)
+    box, cls = sess.run(None, {"normalized_input_image_tensor": x})
+    assert box.shape == (1, 1917, 4) and cls.shape == (1, 1917, 2)
+
+
 def test_export_from_blob(tmp_path, capsys, monkeypatch, weights_dir):
     """A blob (given, or found like Detector() finds it) exports the same
     model as the .npy folder: the blob unpacks to the exact source tensors."""

@@ -140,6 +140,10 @@ def test_tflite_builtin_ops_only(tflite_path: Path) -> None:
 
 
 def test_tflite_fully_delegated_to_xnnpack(tflite_path: Path) -> None:
+    check_fully_delegated(tflite_path)
+
+
+def check_fully_delegated(tflite_path: Path) -> None:
     """One delegate node produces the graph outputs and is fed only by the input and constants."""
     interpreter_cls = tflite_interpreter_class()
     it = interpreter_cls(model_path=str(tflite_path), num_threads=1)

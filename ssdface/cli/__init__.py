@@ -3,7 +3,7 @@
     ssdface detect PATH... [-r] [--format text|json|jsonl|csv] [--jobs N] [--draw DIR]
                            [--crop DIR] ...
     ssdface pack SRC_DIR [DST]
-    ssdface export --format tflite|onnx OUT [--weights PATH]
+    ssdface export --format tflite|onnx|tflite-int8|onnx-qdq OUT [--weights PATH]
     ssdface verify [BLOB]
     ssdface info [--weights PATH]
 

@@ -31,11 +31,17 @@ def run_pack(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """``ssdface export``: write the network as a TFLite or ONNX model, atomically."""
+    """``ssdface export``: write the network as a TFLite or ONNX model, atomically
+    (``tflite-int8``, ``onnx-qdq``: the int8 network of ``Detector(precision="int8")``)."""
     from .. import export
 
-    build = {"tflite": export.export_tflite, "onnx": export.export_onnx}[args.format]
-    weights = export.load_weights(args.weights)
+    build = {"tflite": export.export_tflite, "onnx": export.export_onnx,
+             "tflite-int8": export.export_tflite_int8,
+             "onnx-qdq": export.export_onnx_qdq}[args.format]
+    if args.format in ("tflite-int8", "onnx-qdq"):
+        weights = export.quantized_model(args.weights)  # the committed calibration
+    else:
+        weights = export.load_weights(args.weights)
     dst = Path(args.out)
     dst.parent.mkdir(parents=True, exist_ok=True)
     # Write next to the destination and rename, so that no half-written model is left.

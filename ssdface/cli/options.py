@@ -165,10 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the network as a TFLite or ONNX model",
         description="Write the network, with the model's weights, as a float32 TFLite "
         "flatbuffer or an ONNX model (input normalized_input_image_tensor [1, 300, 300, 3]; "
-        "outputs box encodings [1, 1917, 4] and class logits [1, 1917, 2]). Needs the "
-        "export extra: pip install 'ssdface[export]'.",
+        "outputs box encodings [1, 1917, 4] and class logits [1, 1917, 2]). tflite-int8 "
+        "and onnx-qdq write the int8 network (precision='int8', the committed calibration) "
+        "as a fully quantized TFLite model and a QDQ ONNX model, float32 input and "
+        "outputs as above. Needs the export extra: pip install 'ssdface[export]'.",
     )
-    export.add_argument("--format", required=True, choices=("tflite", "onnx"),
+    export.add_argument("--format", required=True,
+                        choices=("tflite", "onnx", "tflite-int8", "onnx-qdq"),
                         help="model format to write")
     export.add_argument("out", metavar="OUT", help="model file to write")
     export.add_argument("--weights", metavar="PATH",

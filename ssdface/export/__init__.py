@@ -10,7 +10,14 @@ the C engine's layer table (:func:`ssdface._core.layers`, built in
 * :func:`build_onnx` (:mod:`ssdface.export.onnx`) writes the same network as an
   ONNX model (opset 17), running in NCHW inside.
 
-Both models take ``normalized_input_image_tensor`` ``[1, 300, 300, 3]`` float32
+The int8 network (the :class:`ssdface.quant.QuantizedModel` that
+``Detector(precision="int8")`` runs, :func:`quantized_model`) is exported with
+the same scales as a fully quantized TFLite model (:func:`build_tflite_int8`,
+:mod:`ssdface.export.tflite_int8`) and a QDQ ONNX model (:func:`build_onnx_qdq`,
+:mod:`ssdface.export.onnx_qdq`); :mod:`ssdface.export.int8` says where they
+cannot follow the int8 engine's arithmetic exactly.
+
+All these models take ``normalized_input_image_tensor`` ``[1, 300, 300, 3]`` float32
 and produce box encodings ``[1, 1917, 4]`` and class logits ``[1, 1917, 2]``.
 
 Only numpy is needed to import this package; ``flatbuffers``/``tflite`` and
@@ -23,9 +30,12 @@ from os import PathLike
 
 import numpy as np
 
+from .int8 import quantized_model
 from .onnx import build_onnx, export_onnx
+from .onnx_qdq import build_onnx_qdq, export_onnx_qdq
 from .plan import BOX_OUTPUT_NAME, CLASS_OUTPUT_NAME, INPUT_NAME
 from .tflite import build_tflite, export_tflite
+from .tflite_int8 import build_tflite_int8, export_tflite_int8
 
 __all__ = [
     "INPUT_NAME",
@@ -36,6 +46,11 @@ __all__ = [
     "export_tflite",
     "build_onnx",
     "export_onnx",
+    "quantized_model",
+    "build_tflite_int8",
+    "export_tflite_int8",
+    "build_onnx_qdq",
+    "export_onnx_qdq",
 ]
 
 

@@ -3,7 +3,10 @@
 Only the builtin ops ``CONV_2D``, ``DEPTHWISE_CONV_2D``, ``ADD``, ``RESHAPE``
 and ``CONCATENATION`` are used, all at op version 1.  Weights are stored
 exactly as in the ``.npy`` files (OHWI for convolutions, ``[1, kh, kw, C]``
-for depthwise convolutions).  ``flatbuffers`` and ``tflite`` (the ``export``
+for depthwise convolutions). :class:`Graph`, :class:`Writer`,
+:func:`add_layers` and :func:`add_outputs` also write the int8 model
+(:mod:`ssdface.export.tflite_int8`): tensors with quantization parameters,
+other op versions.  ``flatbuffers`` and ``tflite`` (the ``export``
 extra) are imported when a model is built.
 """
 
@@ -18,10 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from .plan import BOX_OUTPUT_NAME, CLASS_OUTPUT_NAME, Plan, plan
+from .plan import BOX_OUTPUT_NAME, CLASS_OUTPUT_NAME, Layer, Plan, plan
 
 # A generated ``...StartXxxVector(builder, num_elems)`` function of the tflite package.
 _StartVector = Callable[[Any, int], Any]
+# A tensor's quantization: per-channel (or one) float32 scales, int64 zero points
+# and the quantized dimension.
+Quant = tuple[np.ndarray, np.ndarray, int]
 # XNNPACK delegates concatenations of at most 4 or 5 inputs (depending on the
 # runtime), so the heads are concatenated in groups of this many, then the groups.
 _CONCAT_GROUP = 3
@@ -29,7 +35,7 @@ _DESCRIPTION = "ssdface SSD MobileNet V2 face (exported without TensorFlow)"
 
 
 @dataclass
-class _Graph:
+class Graph:
     """Tensors, their buffers and operators, in the order they are written."""
 
     tfl: ModuleType
@@ -41,18 +47,26 @@ class _Graph:
     ops: list[tuple[int, list[int], list[int], str, tuple[int, ...]]] = field(
         default_factory=list
     )
+    # Tensor index -> (scales, zero points, quantized dimension), for quantized tensors.
+    quants: dict[int, Quant] = field(default_factory=dict)
+    # The type of the activations (None: float32), and op versions other than 1.
+    act_type: int | None = None
+    versions: dict[int, int] = field(default_factory=dict)
 
     def tensor(self, name: str, shape: tuple[int, ...], data: np.ndarray | None = None,
-               ttype: int | None = None) -> int:
-        """Add a tensor (float32 unless ``ttype``), with a buffer when it holds ``data``."""
+               ttype: int | None = None, quant: Quant | None = None) -> int:
+        """Add a tensor (an activation unless ``ttype``), with a buffer when it holds
+        ``data`` and quantization parameters with ``quant``."""
         buf = 0
         if data is not None:
             self.buffers.append(np.ascontiguousarray(data).tobytes())
             buf = len(self.buffers) - 1
         if ttype is None:
-            ttype = self.tfl.TensorType.FLOAT32
+            ttype = self.tfl.TensorType.FLOAT32 if self.act_type is None else self.act_type
         self.tensors.append((name, tuple(int(s) for s in shape), ttype, buf))
         self.index[name] = len(self.tensors) - 1
+        if quant is not None:
+            self.quants[len(self.tensors) - 1] = quant
         return len(self.tensors) - 1
 
     def op(self, code: int, ins: list[int], outs: list[int], kind: str,
@@ -61,27 +75,40 @@ class _Graph:
         self.ops.append((code, ins, outs, kind, args))
 
 
-def _layers(g: _Graph, p: Plan, weights: Mapping[str, np.ndarray]) -> None:
-    """Add the plan's layers: convolutions with their weights, residual adds."""
+# Adds a convolution's weight and bias tensors to the graph: (weight, bias) indices.
+Constants = Callable[[Graph, Layer], tuple[int, int]]
+
+
+def float_constants(weights: Mapping[str, np.ndarray]) -> Constants:
+    """The float32 weights and biases of the ``.npy`` files, as stored."""
+
+    def add(g: Graph, layer: Layer) -> tuple[int, int]:
+        w = np.ascontiguousarray(weights[layer.weight], dtype=np.float32)
+        bias = np.ascontiguousarray(weights[layer.bias], dtype=np.float32)
+        return g.tensor(layer.weight, w.shape, w), g.tensor(layer.bias, bias.shape, bias)
+
+    return add
+
+
+def add_layers(g: Graph, p: Plan, constants: Constants,
+               act_quant: Callable[[str], Quant | None] = lambda name: None) -> None:
+    """Add the plan's layers: convolutions with their ``constants``, residual adds;
+    activation ``name`` quantized as ``act_quant(name)``."""
     tfl = g.tfl
     for layer in p.layers:
         ins = [g.index[t] for t in layer.inputs]
+        consts = [] if layer.kind == "add" else list(constants(g, layer))
+        out = g.tensor(layer.output, p.shapes[layer.output], quant=act_quant(layer.output))
         if layer.kind == "add":
-            out = g.tensor(layer.output, p.shapes[layer.output])
             g.op(tfl.BuiltinOperator.ADD, ins, [out], "add")
             continue
-        w = np.ascontiguousarray(weights[layer.weight], dtype=np.float32)
-        bias = np.ascontiguousarray(weights[layer.bias], dtype=np.float32)
-        wi = g.tensor(layer.weight, w.shape, w)
-        bi = g.tensor(layer.bias, bias.shape, bias)
-        out = g.tensor(layer.output, p.shapes[layer.output])
         act = tfl.ActivationFunctionType.RELU6 if layer.relu6 else tfl.ActivationFunctionType.NONE
         code = (tfl.BuiltinOperator.DEPTHWISE_CONV_2D if layer.kind == "dw"
                 else tfl.BuiltinOperator.CONV_2D)
-        g.op(code, [*ins, wi, bi], [out], layer.kind, (layer.stride, act))
+        g.op(code, [*ins, *consts], [out], layer.kind, (layer.stride, act))
 
 
-def _outputs(g: _Graph, p: Plan, names: tuple[str, str]) -> list[int]:
+def add_outputs(g: Graph, p: Plan, names: tuple[str, str]) -> list[int]:
     """Flatten and concatenate the heads into the box and class outputs; their indices."""
     tfl = g.tfl
     outputs = []
@@ -92,24 +119,26 @@ def _outputs(g: _Graph, p: Plan, names: tuple[str, str]) -> list[int]:
         flat = []
         for src in output.heads:
             _, h, w, c = p.shapes[src]
-            r = g.tensor(src + "_reshape", (1, h * w * c // depth, depth))
+            r = g.tensor(src + "_reshape", (1, h * w * c // depth, depth),
+                         quant=g.quants.get(g.index[src]))
             g.op(tfl.BuiltinOperator.RESHAPE, [g.index[src], shape_idx], [r], "reshape", (depth,))
             flat.append(r)
         parts = []
         for k in range(0, len(flat), _CONCAT_GROUP):
             group = flat[k : k + _CONCAT_GROUP]
             n = sum(g.tensors[t][1][1] for t in group)
-            part = g.tensor(f"{out_name}_part{k // _CONCAT_GROUP}", (1, n, depth))
+            part = g.tensor(f"{out_name}_part{k // _CONCAT_GROUP}", (1, n, depth),
+                            quant=g.quants.get(group[0]))
             g.op(tfl.BuiltinOperator.CONCATENATION, group, [part], "concat", (1,))
             parts.append(part)
-        out = g.tensor(out_name, (1, p.num_anchors, depth))
+        out = g.tensor(out_name, (1, p.num_anchors, depth), quant=g.quants.get(parts[0]))
         g.op(tfl.BuiltinOperator.CONCATENATION, parts, [out], "concat", (1,))
         outputs.append(out)
     return outputs
 
 
-class _Writer:
-    """Serializes a :class:`_Graph` with a flatbuffers builder (children before parents)."""
+class Writer:
+    """Serializes a :class:`Graph` with a flatbuffers builder (children before parents)."""
 
     def __init__(self, tfl: ModuleType) -> None:
         import flatbuffers
@@ -131,7 +160,7 @@ class _Writer:
             self.b.PrependUOffsetTRelative(o)
         return self.b.EndVector()
 
-    def buffers(self, g: _Graph) -> list[int]:
+    def buffers(self, g: Graph) -> list[int]:
         """The Buffer tables; data as 16-byte aligned raw bytes, as the TFLite converter does."""
         tfl, b = self.tfl, self.b
         offs = []
@@ -148,14 +177,35 @@ class _Writer:
             offs.append(tfl.BufferEnd(b))
         return offs
 
-    def tensors(self, g: _Graph) -> list[int]:
+    def quantization(self, quant: Quant) -> int:
+        """A QuantizationParameters table."""
+        tfl, b = self.tfl, self.b
+        scales, zeros, dim = quant
+        tfl.QuantizationParametersStartScaleVector(b, len(scales))
+        for v in reversed(np.asarray(scales, dtype=np.float32).tolist()):
+            b.PrependFloat32(v)
+        scale_off = b.EndVector()
+        tfl.QuantizationParametersStartZeroPointVector(b, len(zeros))
+        for v in reversed(np.asarray(zeros, dtype=np.int64).tolist()):
+            b.PrependInt64(v)
+        zero_off = b.EndVector()
+        tfl.QuantizationParametersStart(b)
+        tfl.QuantizationParametersAddScale(b, scale_off)
+        tfl.QuantizationParametersAddZeroPoint(b, zero_off)
+        tfl.QuantizationParametersAddQuantizedDimension(b, dim)
+        return tfl.QuantizationParametersEnd(b)
+
+    def tensors(self, g: Graph) -> list[int]:
         """The Tensor tables."""
         tfl, b = self.tfl, self.b
         offs = []
-        for name, shape, ttype, buf in g.tensors:
+        for i, (name, shape, ttype, buf) in enumerate(g.tensors):
             name_off = b.CreateString(name)
             shape_off = self.ints(tfl.TensorStartShapeVector, list(shape))
+            quant_off = self.quantization(g.quants[i]) if i in g.quants else None
             tfl.TensorStart(b)
+            if quant_off is not None:
+                tfl.TensorAddQuantization(b, quant_off)
             tfl.TensorAddShape(b, shape_off)
             tfl.TensorAddType(b, ttype)
             tfl.TensorAddBuffer(b, buf)
@@ -163,7 +213,7 @@ class _Writer:
             offs.append(tfl.TensorEnd(b))
         return offs
 
-    def operators(self, g: _Graph) -> tuple[list[int], list[int]]:
+    def operators(self, g: Graph) -> tuple[list[int], list[int]]:
         """The Operator tables and the OperatorCode tables they index."""
         tfl, b = self.tfl, self.b
         opcodes: list[int] = []
@@ -184,14 +234,14 @@ class _Writer:
         opcode_offs = []
         for code in opcodes:
             tfl.OperatorCodeStart(b)
-            # All five ops have codes < 127, so both fields hold the real code.
+            # All the ops used have codes < 127, so both fields hold the real code.
             tfl.OperatorCodeAddDeprecatedBuiltinCode(b, code)
             tfl.OperatorCodeAddBuiltinCode(b, code)
-            tfl.OperatorCodeAddVersion(b, 1)
+            tfl.OperatorCodeAddVersion(b, g.versions.get(code, 1))
             opcode_offs.append(tfl.OperatorCodeEnd(b))
         return op_offs, opcode_offs
 
-    def model(self, g: _Graph, inputs: list[int], outputs: list[int]) -> bytes:
+    def model(self, g: Graph, inputs: list[int], outputs: list[int]) -> bytes:
         """The whole Model, finished with the ``TFL3`` file identifier."""
         tfl, b = self.tfl, self.b
         buffer_offs = self.buffers(g)
@@ -223,7 +273,7 @@ class _Writer:
         return bytes(b.Output())
 
 
-def _options(w: _Writer, kind: str, args: tuple[int, ...]) -> tuple[int, int]:
+def _options(w: Writer, kind: str, args: tuple[int, ...]) -> tuple[int, int]:
     """Write the builtin options table of one operator; return (options type, offset)."""
     tfl, b = w.tfl, w.b
     if kind in ("conv", "dw"):
@@ -255,6 +305,12 @@ def _options(w: _Writer, kind: str, args: tuple[int, ...]) -> tuple[int, int]:
         tfl.ConcatenationOptionsAddAxis(b, axis)
         tfl.ConcatenationOptionsAddFusedActivationFunction(b, tfl.ActivationFunctionType.NONE)
         return tfl.BuiltinOptions.ConcatenationOptions, tfl.ConcatenationOptionsEnd(b)
+    if kind == "quantize":
+        tfl.QuantizeOptionsStart(b)
+        return tfl.BuiltinOptions.QuantizeOptions, tfl.QuantizeOptionsEnd(b)
+    if kind == "dequantize":
+        tfl.DequantizeOptionsStart(b)
+        return tfl.BuiltinOptions.DequantizeOptions, tfl.DequantizeOptionsEnd(b)
     raise ValueError(f"unknown operator kind {kind!r}")
 
 
@@ -277,11 +333,11 @@ def build_tflite(weights: Mapping[str, np.ndarray]) -> bytes:
     import tflite as tfl
 
     p = plan(weights)
-    g = _Graph(tfl)
+    g = Graph(tfl)
     input_idx = g.tensor(p.input_name, p.input_shape)
-    _layers(g, p, weights)
-    outputs = _outputs(g, p, (BOX_OUTPUT_NAME, CLASS_OUTPUT_NAME))
-    return _Writer(tfl).model(g, [input_idx], outputs)
+    add_layers(g, p, float_constants(weights))
+    outputs = add_outputs(g, p, (BOX_OUTPUT_NAME, CLASS_OUTPUT_NAME))
+    return Writer(tfl).model(g, [input_idx], outputs)
 
 
 def export_tflite(weights: Mapping[str, np.ndarray], out_path: str | PathLike[str]) -> Path:
