@@ -102,8 +102,9 @@ def test_variant_matches_reference(isa):
 @pytest.mark.parametrize("isa", QU8_FAST)
 def test_variant_on_network_sizes(isa):
     """The largest sums of the network: 1x1 with K = 1280 and a 3x3 with
-    9 x 256 inputs, all bytes 255 and weights +-127 (the int32 range), and a
-    300x300 first layer (3 channels: the padded 4-byte groups)."""
+    9 x 256 inputs, all bytes 255 and weights +-127 (the int32 range), a
+    300x300 first layer (3 channels: the padded 4-byte groups), and
+    depthwise layers of 960 channels and of 600 columns."""
     rng = np.random.default_rng(3)
     big = random_case(rng, "conv", 1, 3, 5, 1280, 48, 1)
     big["x"][:] = 255
@@ -111,7 +112,11 @@ def test_variant_on_network_sizes(isa):
     big["w"][::2] = -127
     wide = random_case(rng, "conv", 3, 5, 5, 256, 32, 2, relu6=True)
     first = random_case(rng, "conv", 3, 300, 300, 3, 32, 2, relu6=True)
-    for case in (big, wide, first):
+    # depthwise: channels in several chunks of tap rows; a row too wide for
+    # one panel's tap rows (the pixel-by-pixel path)
+    deep = random_case(rng, "dw", 3, 10, 10, 960, 960, 1, relu6=True)
+    long = random_case(rng, "dw", 3, 2, 600, 32, 32, 1)
+    for case in (big, wide, first, deep, long):
         want = run(case, "reference")
         assert run(case, isa).tobytes() == want.tobytes()
         assert run(case, isa, (4, 2)).tobytes() == want.tobytes()

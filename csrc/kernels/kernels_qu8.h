@@ -45,7 +45,8 @@ typedef void (*ssdf_qu8_conv_fn)(const ssdf_conv_params *p, const ssdf_qu8_outpu
 
 /* im2col budget of the quantized 3x3 conv, and the scratch a call needs:
  * the im2col chunk (at least one tile of rows), a row of in_zero bytes for
- * the depthwise borders, and a padded copy of A rows when in_c is not a
+ * the depthwise borders (then the depthwise's tap rows, VNNI variants),
+ * and a padded copy of A rows when in_c is not a
  * multiple of SSDF_QU8_KGROUP. */
 #define SSDF_QU8_IM2COL_BYTES (128 * 1024)
 #define SSDF_QU8_MAX_TILE_M 16

@@ -355,37 +355,38 @@ static void q_dw_row_taps3(const ssdf_conv_params *p, const ssdf_qu8_output *q,
 #endif
 
 #ifdef QDW_TAPS3
-/* A fused block's depthwise reads each producer row up to 3 times (stride
- * 1): the block builds the row's tap rows once, for every output column and
- * panel (64-byte groups at [(ox * E + g) * 4]), and the depthwise rows load
- * them. */
+/* The depthwise reads each input row up to 3 times (stride 1): the tap rows
+ * of an input row are built once, for every output column and the channels
+ * [g0, g1) (whole panels), as 64-byte groups at [(ox * (g1 - g0) + g - g0) *
+ * 4], and the output rows load them. */
 static void q_tap_row(const ssdf_conv_params *pd, const uint8_t *row, const uint8_t *zero,
-                      uint8_t *tri) {
-    const size_t E = (size_t)pd->in_c;
+                      uint8_t *tri, size_t g0, size_t g1) {
+    const size_t C = (size_t)pd->in_c, G = g1 - g0;
     const QTC ctrl = qt_ctrl();
     for (int ox = 0; ox < pd->out_w; ox++) {
         const int ix = ox * pd->stride - pd->pad_left;
-        uint8_t *t = tri + (size_t)ox * E * 4;
+        uint8_t *t = tri + (size_t)ox * G * 4 - g0 * 4;
         if (ix >= 0 && ix + 2 < pd->in_w) {
-            const uint8_t *s = row + (size_t)ix * E;
-            for (size_t g = 0; g < E; g += SSDF_PANEL)
-                qt_store(t + g * 4, qt_taps3p(&ctrl, s + g, s + E + g, s + 2 * E + g));
+            const uint8_t *s = row + (size_t)ix * C;
+            for (size_t g = g0; g < g1; g += SSDF_PANEL)
+                qt_store(t + g * 4, qt_taps3p(&ctrl, s + g, s + C + g, s + 2 * C + g));
         } else {
-            for (size_t g = 0; g < E; g += SSDF_PANEL)
-                qt_store(t + g * 4, q_dw_taps_checked(&ctrl, row, zero, ix, pd->in_w, E, (int)g));
+            for (size_t g = g0; g < g1; g += SSDF_PANEL)
+                qt_store(t + g * 4, q_dw_taps_checked(&ctrl, row, zero, ix, pd->in_w, C, (int)g));
         }
     }
 }
 
-/* One depthwise output row of a block from the tap rows of its 3 input rows
- * (NULL: outside the image, the constant in_zero tap row). */
+/* Depthwise output columns [ox0, ox1), channels [g0, g1), of one row (uint8
+ * out) from the tap rows of its 3 input rows (NULL: outside the image, the
+ * constant in_zero tap row). */
 static void q_dw_row_tri(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
                          const uint8_t *const tri[3], const uint8_t *zero, const uint8_t *w,
-                         uint8_t *dst_row) {
-    const size_t E = (size_t)pd->in_c;
+                         uint8_t *dst_row, int ox0, int ox1, size_t g0, size_t g1) {
+    const size_t C = (size_t)pd->in_c, G = g1 - g0;
     const QTC ctrl = qt_ctrl();
     const QT tz = qt_taps3p(&ctrl, zero, zero, zero);
-    for (size_t g = 0; g < E; g += SSDF_PANEL) {
+    for (size_t g = g0; g < g1; g += SSDF_PANEL) {
         const uint8_t *panel = w + (g / SSDF_PANEL) * q_dw_panel();
         const QACC bias = qacc_init((const int32_t *)panel);
         QT wk[3];
@@ -393,14 +394,52 @@ static void q_dw_row_tri(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
             const uint8_t *w0 = panel + ssdf_qu8_dw_at(3 * (size_t)ky, 0);
             wk[ky] = qt_taps3p(&ctrl, w0, w0 + SSDF_PANEL, w0 + 2 * SSDF_PANEL);
         }
-        for (int ox = 0; ox < pd->out_w; ox++) {
-            const size_t at = ((size_t)ox * E + g) * 4;
+        for (int ox = ox0; ox < ox1; ox++) {
+            const size_t at = ((size_t)ox * G + g - g0) * 4;
             QACC a = bias;
 #pragma GCC unroll 3
             for (int ky = 0; ky < 3; ky++) a = qt_dot(a, tri[ky] ? qt_load(tri[ky] + at) : tz, wk[ky]);
-            q_out(qacc_sum(a), panel, q, NULL, dst_row + (size_t)ox * E + g, SSDF_PANEL);
+            q_out(qacc_sum(a), panel, q, NULL, dst_row + (size_t)ox * C + g, SSDF_PANEL);
         }
     }
+}
+
+/* qu8_dw3x3 through tap rows: channel chunks whose ring of 4 tap rows fits
+ * `budget` bytes, each input row's tap rows built once per chunk. 0 when a
+ * single panel's ring does not fit (a very wide image): the caller goes
+ * pixel by pixel. */
+static int q_dw_tri(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
+                    const uint8_t *w, uint8_t *out, size_t m0, size_t m1, int n0, int n1,
+                    const uint8_t *zero, uint8_t *ring, size_t budget) {
+    const size_t C = (size_t)p->in_c, row_bytes = (size_t)p->in_w * C;
+    const size_t panel_ring = 4 * (size_t)p->out_w * SSDF_PANEL * 4;
+    if (panel_ring > budget) return 0;
+    const size_t chunk = budget / panel_ring * SSDF_PANEL;
+    for (size_t g0 = (size_t)n0; g0 < (size_t)n1; g0 += chunk) {
+        const size_t g1 = (size_t)n1 - g0 < chunk ? (size_t)n1 : g0 + chunk;
+        const size_t tri_bytes = (size_t)p->out_w * (g1 - g0) * 4;
+        int tag[4] = {-1, -1, -1, -1};
+        for (size_t m = m0; m < m1;) { /* one row segment at a time */
+            const int oy = (int)(m / p->out_w), ox0 = (int)(m % p->out_w);
+            const int ox1 =
+                (size_t)(p->out_w - ox0) < m1 - m ? p->out_w : ox0 + (int)(m1 - m);
+            const uint8_t *t[3];
+            for (int ky = 0; ky < 3; ky++) {
+                const int iy = oy * p->stride - p->pad_top + ky;
+                t[ky] = NULL;
+                if (iy < 0 || iy >= p->in_h) continue;
+                uint8_t *slot = ring + (size_t)(iy % 4) * tri_bytes;
+                if (tag[iy % 4] != iy) {
+                    q_tap_row(p, in + (size_t)iy * row_bytes, zero, slot, g0, g1);
+                    tag[iy % 4] = iy;
+                }
+                t[ky] = slot;
+            }
+            q_dw_row_tri(p, q, t, zero, w, out + (size_t)oy * p->out_w * C, ox0, ox1, g0, g1);
+            m += (size_t)(ox1 - ox0);
+        }
+    }
+    return 1;
 }
 #endif
 
@@ -429,6 +468,12 @@ static void qu8_dw3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const
     const size_t C = (size_t)p->in_c, row_bytes = (size_t)p->in_w * C, es = q_esize(q);
     uint8_t *zero = scratch; /* C + 64 bytes of in_zero: the taps outside the image */
     memset(zero, q->in_zero, C + 64);
+#ifdef QDW_TAPS3
+    if (!q->f32_out && n0 % SSDF_PANEL == 0 && (n1 - n0) % SSDF_PANEL == 0 &&
+        q_dw_tri(p, q, in, w, (uint8_t *)out, m0, m1, n0, n1, zero, scratch + C + 64,
+                 SSDF_QU8_IM2COL_BYTES))
+        return;
+#endif
     size_t m = m0;
     while (m < m1) { /* one row segment at a time */
         const int oy = (int)(m / p->out_w), ox0 = (int)(m % p->out_w);
@@ -483,7 +528,8 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
                       (int)E);
             }
 #ifdef QDW_TAPS3
-            if (use_tri) q_tap_row(pd, dst, zero, tri + (size_t)(r % SSDF_RING_ROWS) * tri_bytes);
+            if (use_tri)
+                q_tap_row(pd, dst, zero, tri + (size_t)(r % SSDF_RING_ROWS) * tri_bytes, 0, E);
 #endif
         }
         if (last > done) done = last;
@@ -502,7 +548,7 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
                             ? tri + (size_t)(iy % SSDF_RING_ROWS) * tri_bytes
                             : NULL;
             }
-            q_dw_row_tri(pd, &b->q_dw, t, zero, b->w_dw, drow);
+            q_dw_row_tri(pd, &b->q_dw, t, zero, b->w_dw, drow, 0, pd->out_w, 0, E);
         } else
 #endif
             q_dw_row_all(pd, &b->q_dw, rows, zero, b->w_dw, drow, 0, pd->out_w, 0, (int)E);
