@@ -392,7 +392,25 @@ static void forward_region(void *ctx, int t, int T) {
 int ssdf_engine_check_finite(const ssdf_model *m, const float *input, int image, int n,
                         ssdf_error *err) {
     const size_t floats = ssdf_model_input_floats(m);
-    for (size_t i = 0; i < floats; i++) {
+    /* Blocks of exponent-bit tests the compiler vectorises (an early exit
+     * per float would not: it was 3% of an int8 forward); the index of the
+     * first bad value is looked for only in a block that has one. */
+    size_t i = 0;
+    for (size_t i0 = 0; i0 < floats; i0 += 4096) {
+        const size_t i1 = floats - i0 < 4096 ? floats : i0 + 4096;
+        unsigned bad = 0;
+        for (size_t j = i0; j < i1; j++) {
+            uint32_t bits;
+            memcpy(&bits, input + j, sizeof bits);
+            bad |= (bits & 0x7f800000u) == 0x7f800000u;
+        }
+        if (bad) {
+            i = i0;
+            break;
+        }
+        i = i1;
+    }
+    for (; i < floats; i++) {
         if (isfinite(input[i])) continue;
         if (n == 1)
             return ssdf_fail(err, SSDF_ERR_VALUE, "input holds a non-finite value (NaN or inf) "

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import ssdface
+from ssdface import _core
 
 # --- detect / preprocess -----------------------------------------------------
 
@@ -100,6 +101,19 @@ def test_non_finite_forward_input(detector, bad):
     x[1, 150, 7, 2] = bad
     with pytest.raises(ValueError, match="non-finite"):
         detector.forward(x)
+
+
+@pytest.mark.parametrize("at", [(0, 0, 0), (0, 0, 2), (13, 200, 1), (299, 299, 2)])
+def test_non_finite_input_is_located(blob_bytes, at):
+    """The engine names the first bad value's flat index (it scans in
+    vectorised blocks, then looks inside the block that has one)."""
+    engine = _core.Engine(blob_bytes, 1)
+    x = np.zeros((1, 300, 300, 3), np.float32)
+    x[(0, *at)] = np.nan
+    x[0, 299, 299, 2] = np.inf
+    flat = np.ravel_multi_index(at, (300, 300, 3))
+    with pytest.raises(ValueError, match=rf"at flat index {flat}\b"):
+        engine.forward(x)
 
 
 def test_forward_non_contiguous(detector):

@@ -190,20 +190,31 @@ static void qu8_conv1x1(const ssdf_conv_params *p, const ssdf_qu8_output *q, con
 /* The 3x3 window of output pixel (oy, ox) as one GEMM row of k4 bytes:
  * in_zero where it leaves the image, zeros past 9 * C. A window row inside
  * the image is one copy of 3 * C contiguous bytes (NHWC). */
-static void q_im2col_pixel(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
+static inline void q_im2col_pixel(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
                            int oy, int ox, size_t k4, uint8_t *dst) {
     const size_t C = (size_t)p->in_c;
     const int ix0 = ox * p->stride - p->pad_left;
     const int cols_inside = ix0 >= 0 && ix0 + 2 < p->in_w;
     uint8_t *d = dst;
+    const int iy0 = oy * p->stride - p->pad_top;
+    if (C == 3 && k4 == 28 && cols_inside && iy0 >= 0 && iy0 + 2 < p->in_h) {
+        /* The first layer (RGB) inside the image: 3 x 9 bytes and a zero, by
+         * fixed-size moves (the first two rows' 16-byte reads stay inside the
+         * tensor: a row follows them; each overlaps the next copy). */
+        const size_t rb = (size_t)p->in_w * 3;
+        const uint8_t *r = in + (size_t)iy0 * rb + (size_t)ix0 * 3;
+        memcpy(d, r, 16);
+        memcpy(d + 9, r + rb, 16);
+        memcpy(d + 18, r + 2 * rb, 8);
+        d[26] = r[2 * rb + 8];
+        d[27] = 0;
+        return;
+    }
     for (int ky = 0; ky < 3; ky++) {
         const int iy = oy * p->stride + ky - p->pad_top;
         const uint8_t *row = in + (size_t)iy * p->in_w * C;
         if (iy >= 0 && iy < p->in_h && cols_inside) {
-            if (C == 3) /* the first layer (RGB): a fixed-size copy the compiler inlines */
-                memcpy(d, row + (size_t)ix0 * 3, 9);
-            else
-                memcpy(d, row + (size_t)ix0 * C, 3 * C);
+            memcpy(d, row + (size_t)ix0 * C, 3 * C);
             d += 3 * C;
             continue;
         }
