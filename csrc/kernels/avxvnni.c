@@ -23,8 +23,14 @@ static inline QA qa_load(const uint8_t *p) {
 static inline QB qb_load(const uint8_t *p) {
     return (QB){_mm256_loadu_si256((const __m256i *)p), _mm256_loadu_si256((const __m256i *)(p + 32))};
 }
+/* In-place vpdpbusd (see avx512vnni.c: the intrinsic makes GCC 12 copy
+ * accumulators around it). */
+static inline __m256i q_dpbusd(__m256i acc, __m256i a, __m256i b) {
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
+    return acc;
+}
 static inline QACC qacc_dot(QACC acc, QA a, QB b) {
-    return (QACC){_mm256_dpbusd_avx_epi32(acc.lo, a, b.lo), _mm256_dpbusd_avx_epi32(acc.hi, a, b.hi)};
+    return (QACC){q_dpbusd(acc.lo, a, b.lo), q_dpbusd(acc.hi, a, b.hi)};
 }
 static inline QI qacc_sum(QACC a) { return (QI){a.lo, a.hi}; }
 
@@ -64,7 +70,7 @@ static inline void qt_store(uint8_t *p, QT t) {
     _mm256_storeu_si256((__m256i *)(p + 32), t.hi);
 }
 static inline QACC qt_dot(QACC acc, QT a, QT w) {
-    return (QACC){_mm256_dpbusd_avx_epi32(acc.lo, a.lo, w.lo), _mm256_dpbusd_avx_epi32(acc.hi, a.hi, w.hi)};
+    return (QACC){q_dpbusd(acc.lo, a.lo, w.lo), q_dpbusd(acc.hi, a.hi, w.hi)};
 }
 #define QDW_TAPS3 1
 
