@@ -8,11 +8,13 @@ it (interpreter start, worker start and detector builds included). Runs of
 the job counts are interleaved and each is repeated (median of 3).
 
     python benchmarks/cli_throughput.py [--images 200] [--jobs 1 2] [--runs 3] [--profile]
-                                        [--wait-load L]
+                                        [--precision f32 int8] [--wait-load L]
 
-Prints a markdown table: jobs, images, seconds, images/s, ratio to the first
-job count, and the CPU seconds all the command's processes used (Linux; a
-busy machine inflates seconds, hardly CPU seconds). ``--profile`` adds where
+``--precision`` runs the command with each value given (interleaved with
+the job counts). Prints a markdown table: precision, jobs, images, seconds,
+images/s, ratio to the first job count of that precision, and the CPU
+seconds all the command's processes used (Linux; a busy machine inflates
+seconds, hardly CPU seconds). ``--profile`` adds where
 the time goes: interpreter start and import, detector build, decode and
 detect per image (CPU time, in-process), start of the workers, and record
 transfer between processes.
@@ -104,12 +106,13 @@ def _cpu_of_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_cli(folder: Path, jobs: int, env: dict[str, str]) -> tuple[float, float]:
+def run_cli(folder: Path, jobs: int, env: dict[str, str], precision: str = "f32"
+            ) -> tuple[float, float]:
     """Wall-clock seconds of the command, and the CPU seconds of all its
     processes (NaN where they cannot be counted)."""
     cpu_before = _cpu_of_children()
     cmd = [sys.executable, "-m", "ssdface", "detect", str(folder), "--jobs", str(jobs), "-q",
-           "--format", "jsonl"]
+           "--format", "jsonl", "--precision", precision]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                           text=True)
@@ -210,6 +213,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--weights")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--precision", nargs="+", default=["f32"], choices=["f32", "int8"],
+                        help="the detect command's --precision values to time (default f32)")
     parser.add_argument("--wait-load", type=float, metavar="L",
                         help="first wait until the 1-minute load average is below L")
     parser.add_argument("--wait-max", type=float, default=600.0, metavar="S",
@@ -226,23 +231,25 @@ def main() -> None:
         blob = weights_blob(args.weights, tmp)
         env = env_for(blob)
         run_cli(folder, args.jobs[0], env)  # warm the page cache
-        times: dict[int, list[tuple[float, float]]] = {j: [] for j in args.jobs}
+        cases = [(p, j) for p in args.precision for j in args.jobs]
+        times: dict[tuple[str, int], list[tuple[float, float]]] = {c: [] for c in cases}
         for _ in range(args.runs):
-            for jobs in args.jobs:
-                times[jobs].append(run_cli(folder, jobs, env))
+            for precision, jobs in cases:
+                times[precision, jobs].append(run_cli(folder, jobs, env, precision))
         print(f"`ssdface detect` on {args.images} JPEGs (640-2000 px), {os.cpu_count()} CPUs, "
               f"median of {args.runs} runs, whole command timed; load average before: "
               f"{os.getloadavg()[0]:.1f}\n")
-        print("| jobs | images | seconds | images/s | ratio | CPU seconds, all processes |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-        base = None
-        for jobs in args.jobs:
-            seconds = statistics.median(t for t, _ in times[jobs])
-            cpu = statistics.median(c for _, c in times[jobs])
+        print("| precision | jobs | images | seconds | images/s | ratio | "
+              "CPU seconds, all processes |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        base: dict[str, float] = {}
+        for precision, jobs in cases:
+            seconds = statistics.median(t for t, _ in times[precision, jobs])
+            cpu = statistics.median(c for _, c in times[precision, jobs])
             rate = args.images / seconds
-            base = base or rate
-            print(f"| {jobs} | {args.images} | {seconds:.2f} | {rate:.1f} | {rate / base:.2f} "
-                  f"| {cpu:.2f} |")
+            base.setdefault(precision, rate)
+            print(f"| {precision} | {jobs} | {args.images} | {seconds:.2f} | {rate:.1f} | "
+                  f"{rate / base[precision]:.2f} | {cpu:.2f} |")
         if args.profile:
             print("\n| part | time |\n| --- | ---: |")
             for name, value in profile(paths, blob, env, max(args.jobs)):

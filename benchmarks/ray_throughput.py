@@ -1,6 +1,7 @@
 """Images per second of ssdface.ray.detect_dataset against a plain loop.
 
     python benchmarks/ray_throughput.py [--copies 100] [--cpus 2] [--weights PATH]
+                                        [--precision f32|int8]
 
 Copies the shared photos (``../shared/images`` or ``$SSDFACE_SHARED``) into a
 temporary folder until there are ``--copies`` files, then times, over all of
@@ -28,6 +29,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=100)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--weights", default=None)
+    parser.add_argument("--precision", default="f32", choices=["f32", "int8"],
+                        help="the detectors' precision (default f32)")
     args = parser.parse_args()
 
     shared = Path(os.environ.get("SSDFACE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -36,6 +39,8 @@ def main() -> None:
     if weights is None and (shared / "weights" / "ssd_mobilenetv2_face_nhwc").is_dir():
         weights = str(shared / "weights" / "ssd_mobilenetv2_face_nhwc")
     kwargs = {"weights": weights} if weights else {}
+    kwargs["precision"] = args.precision
+    print(f"precision {args.precision}")
 
     work = Path(tempfile.mkdtemp(prefix="ssdface-bench-"))
     try:

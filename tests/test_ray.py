@@ -115,6 +115,16 @@ def test_dataset_of_paths_same_as_a_loop(ray_session, weights_dir, paths, loop_f
     assert _by_path(rows) == loop_faces  # the same decoding: identical
 
 
+def test_int8_dataset_same_as_an_int8_loop(ray_session, weights_dir, paths):
+    """precision="int8" reaches the actors' detectors: the same faces as an
+    int8 loop here (the int8 engine's bytes do not depend on the process)."""
+    with ssdface.Detector(weights_dir, precision="int8") as det:
+        want = {p: [f.to_dict() for f in det.detect(p)] for p in paths}
+    ds = ray.data.from_items([{"path": p} for p in paths])
+    rows = detect_dataset(ds, weights=str(weights_dir), precision="int8", concurrency=1)
+    assert _by_path(rows.take_all()) == want
+
+
 def test_binary_files_same_as_a_loop(ray_session, weights_dir, paths, loop_faces):
     ds = ray.data.read_binary_files(paths, include_paths=True)
     out = detect_dataset(ds, weights=str(weights_dir), concurrency=1)
