@@ -117,6 +117,32 @@ def test_variant_on_network_sizes(isa):
         assert run(case, isa, (4, 2)).tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize("isa", QU8_FAST)
+def test_variant_on_tile_tails(isa):
+    """The shapes a tiled GEMM (amx: 16-pixel tiles, fewer when a call has
+    fewer pixels, K in equal chunks of at most 64 bytes) cuts with tails:
+    reductions of 8, 40, 68 (17 groups: prime), 96, 144, 160 and 960 bytes
+    and 9 x 32; 3, 15, 16, 17, 31, 32, 33 and 48 pixels; 16 .. 48 channels
+    (odd panels, partial panels); residuals and float outputs; split by
+    pixels and by panels. Sized so that amx takes its tiles (at least 64K
+    multiply-adds) on all but the 8-byte one."""
+    rng = np.random.default_rng(5)
+    cases = []
+    for i, (c, (h, w), cout) in enumerate([
+            (96, (4, 4), 48), (144, (1, 17), 40), (160, (3, 11), 40), (40, (7, 7), 48),
+            (7, (5, 3), 48), (68, (4, 8), 40), (96, (1, 31), 32), (144, (6, 8), 32),
+            (160, (1, 15), 40), (64, (7, 7), 48), (960, (1, 3), 32)]):
+        cases.append(random_case(rng, "conv", 1, h, w, c, cout, 1, residual=i % 3 == 1,
+                                 f32_out=i % 3 == 2))
+    cases.append(random_case(rng, "conv", 3, 6, 7, 32, 40, 1, relu6=True))
+    cases.append(random_case(rng, "conv", 3, 9, 9, 16, 24, 2, f32_out=True))
+    for i, case in enumerate(cases):
+        want = run(case, "reference")
+        for split in [(1, 1), (3, 1), (2, 2)]:
+            got = run(case, isa, split)
+            assert got.tobytes() == want.tobytes(), f"case {i} split {split}: {case_id(case)}"
+
+
 def test_rounding_ties_go_to_even():
     """f = acc * 0.5 lands on .5 for odd sums and rounds half to even, as
     np.rint; every variant the same."""

@@ -47,14 +47,14 @@ typedef struct {
     uint8_t rows[16];
 } amx_config;
 
-/* C0..C3: 16 x 16 int32; A0, A1: 16 pixels x kbytes; B0, B1: kbytes / 4
- * groups x 64 bytes. */
-static void amx_configure(int kbytes) {
+/* C0..C3: rows x 16 int32; A0, A1: rows pixels x kbytes; B0, B1: kbytes / 4
+ * groups x 64 bytes. rows is 16 but for a GEMM of fewer pixels. */
+static void amx_configure(int kbytes, int rows) {
     amx_config cfg __attribute__((aligned(64)));
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    for (int t = 0; t < 4; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
-    for (int t = 4; t < 6; t++) cfg.rows[t] = 16, cfg.colsb[t] = (uint16_t)kbytes;
+    for (int t = 0; t < 4; t++) cfg.rows[t] = (uint8_t)rows, cfg.colsb[t] = 64;
+    for (int t = 4; t < 6; t++) cfg.rows[t] = (uint8_t)rows, cfg.colsb[t] = (uint16_t)kbytes;
     for (int t = 6; t < 8; t++) cfg.rows[t] = (uint8_t)(kbytes / 4), cfg.colsb[t] = 64;
     _tile_loadconfig(&cfg);
 }
@@ -90,10 +90,28 @@ FORCE_INLINE void amx_step(const int two_a, const int two_b, const uint8_t *a0,
     if (two_a && two_b) _tile_stored(3, cbuf + 16 * 32 + 16, 128);
 }
 
-/* Whether the tiles beat the VNNI GEMM on this shape. */
-static int amx_wins(size_t M, size_t k4, size_t group_chunk) {
-    (void)k4, (void)group_chunk;
-    return M >= 16;
+/* Whether the tiles beat the VNNI GEMM on this call: at least 64K
+ * multiply-adds (pixels x channels x k4) and k4 >= 24. A call costs the
+ * tiles about 0.2-0.3 us of fixed work (ldtilecfg, tilerelease, the C
+ * round trip through memory) and VNNI's time grows with the sums, so small
+ * calls and short reductions stay on VNNI. Measured (conv1x1 of M pixels,
+ * K inputs, N outputs, thread CPU time, best of 3 x 7 runs, the two
+ * variants side by side in one process; ratio = VNNI time / AMX time):
+ *
+ *   K \ M,N     16,16  38,16  150,16  16,96  38,96  16,384  150,384
+ *   16          0.40   0.42    0.92   0.51   0.81    0.82     1.01
+ *   32          0.51   0.73    0.83   1.00   1.15    1.13     1.42
+ *   64          0.73   1.19    1.79   1.09   1.74    1.34     1.24
+ *   96          0.66   1.25    1.78   1.37   1.18    1.68     2.16
+ *   160         0.83   1.21    1.70   1.79   1.21    1.83     2.38
+ *   960         3.32   4.17    4.59   2.84   2.45    3.38     5.35
+ *
+ * Over the whole grid (M 1..150, K 4..960, N 16..384: 528 shapes) this rule
+ * is within 2% of the best choice per shape on average (always VNNI: 43%
+ * over, always AMX: 72% over); the thresholds on K and M barely matter,
+ * the one on the work does. */
+static int amx_wins(size_t M, size_t k4, int n0, int n1) {
+    return k4 >= 24 && M * k4 * (size_t)(n1 - n0) >= 65536;
 }
 
 static void amx_qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const uint8_t *w,
@@ -102,7 +120,7 @@ static void amx_qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const u
     const size_t groups = k4 / SSDF_QU8_KGROUP;
     size_t cg = 16;
     while (groups % cg) cg--;
-    if (!amx_wins(M, k4, cg)) {
+    if (!amx_wins(M, k4, n0, n1)) {
         qgemm(M, k4, a, lda, w, c, ldc, esize, res, q, n0, n1);
         return;
     }
@@ -112,7 +130,7 @@ static void amx_qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const u
     int block = (int)((256 * 1024) / pstride) / 2 * step;
     if (block < step) block = step;
     int32_t cbuf[32 * 32] __attribute__((aligned(64)));
-    amx_configure((int)kbytes);
+    amx_configure((int)kbytes, M < 16 ? (int)M : 16);
     for (int nb = n0; nb < n1; nb += block) {
         const int nb1 = n1 - nb < block ? n1 : nb + block;
         for (size_t m = 0; m < M; m += 32) {
@@ -120,7 +138,7 @@ static void amx_qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const u
             /* Two A tiles: pixels m.. and t1.. (t1 <= m + 16, ending at M at
              * the latest); one: 16 pixels ending at M at the latest. */
             const int two_a = end - m > 16;
-            const size_t t0 = two_a || M - m >= 16 ? m : M - 16;
+            const size_t t0 = two_a || M - m >= 16 || M < 16 ? m : M - 16;
             const size_t t1 = two_a ? (m + 16 < M - 16 ? m + 16 : M - 16) : t0;
             for (int n = nb; n < nb1; n += step) {
                 const int cols = nb1 - n < step ? nb1 - n : step;
