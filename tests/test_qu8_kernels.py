@@ -5,6 +5,8 @@ float outputs."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from qu8_reference import qu8_conv as np_qu8_conv
@@ -173,3 +175,23 @@ def test_bad_arguments_are_refused():
     if "avx512" in _core.kernel_sets():
         with pytest.raises(ValueError, match="no qu8 kernels"):
             run(case, "avx512")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or "avx2" not in _core.kernel_sets(False),
+                    reason="Linux on x86-64 only")
+def test_amx_where_the_cpu_and_kernel_have_it():
+    """The amx variant runs exactly where /proc/cpuinfo lists AMX-TILE and
+    AMX-INT8 (the kernel lists them when it can hand out the tile state):
+    the tests above then cover it; elsewhere it is compiled but refused."""
+    flags = set()
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    has = {"amx_tile", "amx_int8", "avx512_vnni"} <= flags
+    assert "amx" in _core.kernel_sets(False, "qu8")
+    assert ("amx" in _core.kernel_sets(dtype="qu8")) == has
+    if not has:
+        with pytest.raises(ValueError, match="needs instructions this CPU lacks"):
+            run(random_case(np.random.default_rng(6), "conv", 1, 2, 2, 4, 4, 1), "amx")
