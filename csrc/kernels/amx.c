@@ -18,8 +18,9 @@
  * 4 x 40, 28 = 1 x 28), one tile configuration per call. Pixel tails: the
  * last step's tiles end at pixel M (they may start on pixels already done,
  * whose sums are recomputed, not written again), so every tile is whole
- * and every read is inside A; fewer than 16 pixels go to the VNNI GEMM. C
- * goes to a 4 KiB buffer on the stack, then bias + q_out row by row. The
+ * and every read is inside A; a call of fewer than 16 pixels configures
+ * tiles of that many rows. C goes to a 4 KiB buffer on the stack, then
+ * bias + q_out row by row (the bias is added there: int32, exact). The
  * configuration is loaded per call (it is per thread, and calls run on the
  * engine's pool) and released at the end of it. */
 #include <immintrin.h>
