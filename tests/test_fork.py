@@ -110,3 +110,37 @@ def test_failed_restart_in_child_is_an_error_then_recovers(weights_dir):
         print("child:", wait_child(pid))
     """, weights_dir)
     assert "child: 0" in out, out
+
+
+def test_forked_child_runs_every_int8_variant(weights_dir):
+    """The int8 kernels in a forked child, after the parent ran them on its
+    pool: AMX's tile permission (arch_prctl, asked once per process at
+    detection) is inherited, so the child's threads run the tiles and give
+    the parent's bytes, on every int8 variant this CPU runs."""
+    out = run_script("""
+        from ssdface import _core
+        from ssdface.weights import pack_bytes
+        blob = pack_bytes(sys.argv[1]).tobytes()
+        x = np.random.default_rng(0).uniform(-1, 1, (1, 300, 300, 3)).astype(np.float32)
+        isas = _core.kernel_sets(dtype="qu8")
+        engines, expected = {}, {}
+        for isa in isas:
+            engines[isa] = _core.Engine(blob, 2, "qu8")
+            engines[isa].kernels = isa
+            expected[isa] = [a.tobytes() for a in engines[isa].forward(x)]
+        pid = os.fork()
+        if pid == 0:
+            try:
+                bad = 0
+                for isa in isas:
+                    fresh = _core.Engine(blob, 2, "qu8")
+                    fresh.kernels = isa
+                    for e in (engines[isa], fresh):
+                        bad += [a.tobytes() for a in e.forward(x)] != expected[isa]
+                os._exit(3 if bad else 0)
+            except BaseException:
+                os._exit(4)
+        print("variants:", " ".join(isas))
+        print("child:", wait_child(pid))
+    """, weights_dir)
+    assert "child: 0" in out, out

@@ -5,6 +5,8 @@ float outputs."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from qu8_reference import qu8_conv as np_qu8_conv
@@ -122,6 +124,32 @@ def test_variant_on_network_sizes(isa):
         assert run(case, isa, (4, 2)).tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize("isa", QU8_FAST)
+def test_variant_on_tile_tails(isa):
+    """The shapes a tiled GEMM (amx: 16-pixel tiles, fewer when a call has
+    fewer pixels, K in equal chunks of at most 64 bytes) cuts with tails:
+    reductions of 8, 40, 68 (17 groups: prime), 96, 144, 160 and 960 bytes
+    and 9 x 32; 3, 15, 16, 17, 31, 32, 33 and 48 pixels; 16 .. 48 channels
+    (odd panels, partial panels); residuals and float outputs; split by
+    pixels and by panels. Sized so that amx takes its tiles (at least 64K
+    multiply-adds) on all but the 8-byte one."""
+    rng = np.random.default_rng(5)
+    cases = []
+    for i, (c, (h, w), cout) in enumerate([
+            (96, (4, 4), 48), (144, (1, 17), 40), (160, (3, 11), 40), (40, (7, 7), 48),
+            (7, (5, 3), 48), (68, (4, 8), 40), (96, (1, 31), 32), (144, (6, 8), 32),
+            (160, (1, 15), 40), (64, (7, 7), 48), (960, (1, 3), 32)]):
+        cases.append(random_case(rng, "conv", 1, h, w, c, cout, 1, residual=i % 3 == 1,
+                                 f32_out=i % 3 == 2))
+    cases.append(random_case(rng, "conv", 3, 6, 7, 32, 40, 1, relu6=True))
+    cases.append(random_case(rng, "conv", 3, 9, 9, 16, 24, 2, f32_out=True))
+    for i, case in enumerate(cases):
+        want = run(case, "reference")
+        for split in [(1, 1), (3, 1), (2, 2)]:
+            got = run(case, isa, split)
+            assert got.tobytes() == want.tobytes(), f"case {i} split {split}: {case_id(case)}"
+
+
 def test_rounding_ties_go_to_even():
     """f = acc * 0.5 lands on .5 for odd sums and rounds half to even, as
     np.rint; every variant the same."""
@@ -152,3 +180,23 @@ def test_bad_arguments_are_refused():
     if "avx512" in _core.kernel_sets():
         with pytest.raises(ValueError, match="no qu8 kernels"):
             run(case, "avx512")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or "avx2" not in _core.kernel_sets(False),
+                    reason="Linux on x86-64 only")
+def test_amx_where_the_cpu_and_kernel_have_it():
+    """The amx variant runs exactly where /proc/cpuinfo lists AMX-TILE and
+    AMX-INT8 (the kernel lists them when it can hand out the tile state):
+    the tests above then cover it; elsewhere it is compiled but refused."""
+    flags = set()
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    has = {"amx_tile", "amx_int8", "avx512_vnni"} <= flags
+    assert "amx" in _core.kernel_sets(False, "qu8")
+    assert ("amx" in _core.kernel_sets(dtype="qu8")) == has
+    if not has:
+        with pytest.raises(ValueError, match="needs instructions this CPU lacks"):
+            run(random_case(np.random.default_rng(6), "conv", 1, 2, 2, 4, 4, 1), "amx")

@@ -7,6 +7,10 @@
 
 #if defined(SSDF_X86_KERNELS)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 /* XCR0: which register states the OS saves on context switches. */
 static unsigned long long xgetbv0(void) {
@@ -15,7 +19,20 @@ static unsigned long long xgetbv0(void) {
     return ((unsigned long long)hi << 32) | lo;
 }
 
-static int cpu_features(void) {
+/* Linux hands out the AMX tile data state (8 KiB per thread) on request
+ * only: arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA). The permission
+ * is the process's (its threads share it, a forked child inherits it, exec
+ * drops it) and asking again is harmless. Elsewhere: no AMX variant. */
+static int amx_permitted(void) {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                   18 /* XFEATURE_XTILEDATA */) == 0;
+#else
+    return 0;
+#endif
+}
+
+static int detect_features(void) {
     unsigned int a, b, c, d;
     int f = 0;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
@@ -30,9 +47,25 @@ static int cpu_features(void) {
     /* AVX512BW (EBX 30), AVX512VL (EBX 31), AVX512_VNNI (ECX 11) */
     if ((f & SSDF_CPU_AVX512F) && ((b >> 30) & 1) && ((b >> 31) & 1) && ((c >> 11) & 1))
         f |= SSDF_CPU_AVX512VNNI;
+    /* AMX-TILE (EDX 24), AMX-INT8 (EDX 25), XTILECFG and XTILEDATA state
+     * (XCR0 bits 17 and 18) and the permission: tested last */
+    if ((f & SSDF_CPU_AVX512VNNI) && ((d >> 24) & 1) && ((d >> 25) & 1) &&
+        (xcr0 & 0x60000) == 0x60000 && amx_permitted())
+        f |= SSDF_CPU_AMXINT8;
     /* AVX-VNNI: CPUID.(7,1):EAX bit 4 */
     if ((f & SSDF_CPU_AVX2_FMA) && __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1))
         f |= SSDF_CPU_AVXVNNI;
+    return f;
+}
+
+/* Detected once per process (threads racing here both find the same). */
+static int cpu_features(void) {
+    static int cached = -1;
+    int f = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);
+    if (f < 0) {
+        f = detect_features();
+        __atomic_store_n(&cached, f, __ATOMIC_RELEASE);
+    }
     return f;
 }
 #else

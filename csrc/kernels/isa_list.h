@@ -16,6 +16,8 @@
 #define SSDF_CPU_AVX512F 2
 #define SSDF_CPU_AVXVNNI 4    /* AVX-VNNI (VEX vpdpbusd) */
 #define SSDF_CPU_AVX512VNNI 8 /* AVX-512 F, BW, VL and VNNI (with AVX2 and FMA) */
+#define SSDF_CPU_AMXINT8 16   /* AMX-TILE and AMX-INT8, their state enabled and, on
+                                 Linux, permitted (arch_prctl); absent elsewhere */
 
 #define SSDF_ISA_LIST_PORTABLE(X) \
     X(reference, 0, "")           \
@@ -26,7 +28,8 @@
     X(avx2, SSDF_CPU_AVX2_FMA, "-mavx2 -mfma")                    \
     X(avx512, SSDF_CPU_AVX2_FMA | SSDF_CPU_AVX512F, "-mavx512f -mavx2 -mfma")                 \
     X(avxvnni, SSDF_CPU_AVX2_FMA | SSDF_CPU_AVXVNNI, "-mavxvnni -mavx2 -mfma")                 \
-    X(avx512vnni, SSDF_CPU_AVX512VNNI, "-mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx2 -mfma")
+    X(avx512vnni, SSDF_CPU_AVX512VNNI, "-mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx2 -mfma") \
+    X(amx, SSDF_CPU_AVX512VNNI | SSDF_CPU_AMXINT8, "-mamx-tile -mamx-int8 -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx2 -mfma")
 #else
 #define SSDF_ISA_LIST_X86(X)
 #endif

@@ -160,6 +160,15 @@ static void qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const uint8
     }
 }
 
+/* The GEMM hook: a variant with a GEMM of its own (amx.c) declares it with
+ * qgemm's signature and defines QU8_GEMM as its name before including this
+ * file; from here on (the 1x1 and 3x3 convs and the fused block) qgemm means
+ * that one. The variant #undefs qgemm after the include to call the one
+ * above, its fallback. */
+#ifdef QU8_GEMM
+#define qgemm QU8_GEMM
+#endif
+
 static size_t q_esize(const ssdf_qu8_output *q) { return q->f32_out ? sizeof(float) : 1; }
 
 static void qu8_conv1x1(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
