@@ -414,11 +414,33 @@ static void q_dw_row_tri(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
             const uint8_t *w0 = panel + ssdf_qu8_dw_at(3 * (size_t)ky, 0);
             wk[ky] = qt_taps3p(&ctrl, w0, w0 + SSDF_PANEL, w0 + 2 * SSDF_PANEL);
         }
+        /* A row outside the image adds the same sums to every pixel: into
+         * the bias, once (int32 sums are exact in any order). */
+        QACC b0 = bias;
+        const uint8_t *rp[3];
+        QT wr[3];
+        int n = 0;
+        for (int ky = 0; ky < 3; ky++) {
+            if (tri[ky]) {
+                rp[n] = tri[ky], wr[n] = wk[ky], n++;
+            } else {
+                b0 = qt_dot(b0, tz, wk[ky]);
+            }
+        }
+        if (n == 3) {
+            for (int ox = ox0; ox < ox1; ox++) {
+                const size_t at = ((size_t)ox * G + g - g0) * 4;
+                QACC a = qt_dot(b0, qt_load(rp[0] + at), wr[0]);
+                a = qt_dot(a, qt_load(rp[1] + at), wr[1]);
+                a = qt_dot(a, qt_load(rp[2] + at), wr[2]);
+                q_out(qacc_sum(a), panel, q, NULL, dst_row + (size_t)ox * C + g, SSDF_PANEL);
+            }
+            continue;
+        }
         for (int ox = ox0; ox < ox1; ox++) {
             const size_t at = ((size_t)ox * G + g - g0) * 4;
-            QACC a = bias;
-#pragma GCC unroll 3
-            for (int ky = 0; ky < 3; ky++) a = qt_dot(a, tri[ky] ? qt_load(tri[ky] + at) : tz, wk[ky]);
+            QACC a = b0;
+            for (int k = 0; k < n; k++) a = qt_dot(a, qt_load(rp[k] + at), wr[k]);
             q_out(qacc_sum(a), panel, q, NULL, dst_row + (size_t)ox * C + g, SSDF_PANEL);
         }
     }
