@@ -8,13 +8,12 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import multiprocessing
-import os
 import pickle
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
+from thread_support import native_threads, settled_threads, wait_gone
 
 import ssdface
 from ssdface import Face
@@ -65,43 +64,20 @@ def test_close_and_context_manager(weights_dir, photos):
 
 
 def test_close_stops_the_threads(weights_dir):
-    """The detector's own native threads, by thread id: a thread an earlier
-    test left (a pool, a subprocess reader) may still be exiting, or start,
-    while this runs, so the process's thread count alone is no measure."""
+    """close() stops the detector's own native threads (by thread id: see
+    thread_support)."""
     import threading
 
-    _settled_threads()
+    settled_threads()
     before = threading.active_count()
-    tids = _native_threads()
+    tids = native_threads()
     d = ssdface.Detector(weights_dir, num_threads=4)
     # The caller's thread is the fourth: three workers.
-    mine = _native_threads() - tids
+    mine = native_threads() - tids
     assert len(mine) == 3, f"new threads: {sorted(mine)}"
     d.close()
-    # pthread_join returns as the thread exits; the kernel drops it from
-    # /proc a moment later.
-    deadline = time.monotonic() + 5.0
-    while mine & _native_threads() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not mine & _native_threads(), "close() left the detector's threads running"
+    assert not wait_gone(mine), "close() left the detector's threads running"
     assert threading.active_count() == before
-
-
-def _native_threads() -> set[int]:
-    """The ids of this process's native threads."""
-    return {int(tid) for tid in os.listdir("/proc/self/task")}
-
-
-def _settled_threads(timeout: float = 5.0) -> None:
-    """Wait (at most ``timeout`` seconds) until the process's threads have
-    stayed the same for 0.2 s: threads that earlier tests stopped are gone."""
-    deadline = time.monotonic() + timeout
-    last, since = _native_threads(), time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - since < 0.2:
-        time.sleep(0.02)
-        now = _native_threads()
-        if now != last:
-            last, since = now, time.monotonic()
 
 
 def test_detector_from_bytes(weights_dir, tmp_path, photos):
