@@ -11,8 +11,8 @@
 #    to a temp dir and built there in place with SSDFACE_SANITIZE=1, which
 #    setup.py turns into -fsanitize=address,undefined
 #    -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1 -fno-wrapv
-#    on every compile (the Cython module, the C core and the per-ISA kernel
-#    files) and on the link. The checkout this runs in is never touched: its
+#    on every compile (the Cython modules, at -O0, the C core and the per-ISA
+#    kernel files; in parallel, one compiler per CPU) and on the link. The checkout this runs in is never touched: its
 #    in-place .so, build/ and egg-info stay as they are.
 #  * Python itself is not instrumented, so the runtimes are LD_PRELOADed
 #    (only into the python processes; the tests' own subprocesses inherit it).
