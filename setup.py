@@ -21,6 +21,8 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from glob import glob
 
 from Cython.Build import cythonize
@@ -302,9 +304,81 @@ def _without_python_rpath(command):
     return kept
 
 
+def build_jobs():
+    """Compiler processes run at once: ``$SSDFACE_BUILD_JOBS``, else one per
+    CPU this process may use. The build compiles ~30 files, a few of them
+    large (the Cython modules, the kernel variants): one at a time, it
+    leaves all but one core idle."""
+    env = os.environ.get("SSDFACE_BUILD_JOBS", "").strip()
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def source_flags(source):
+    """The flags a source gets after the extension's: a kernel variant's
+    instruction sets; under the sanitizer, -O0 for the C that Cython
+    generates (ssdface/*.c): instrumented all the same, its -O1 compile took
+    ~85 of the sanitizer build's CPU-seconds, and the tests' time is spent in
+    the C engine, not in the wrappers."""
+    flags = list(X86_VARIANTS.get(source, []))
+    if SANITIZE_COMPILE and source.startswith("ssdface/") and source.endswith(".c"):
+        flags.append("-O0")
+    return flags
+
+
+def _compile_in_parallel(compiler, gate):
+    """Replace ``compiler.compile`` by one that compiles the sources of a
+    call at once, at most ``gate``'s count of compiler processes in all
+    (the extensions build at the same time, each with its own call), the
+    largest first. A per-ISA kernel file gets its variant's flags after the
+    others. Else as distutils' CCompiler.compile (which it reuses, but for
+    the loop)."""
+
+    def compile(sources, output_dir=None, macros=None, include_dirs=None, debug=0,
+                extra_preargs=None, extra_postargs=None, depends=None):
+        macros, objects, extra_postargs, pp_opts, build = compiler._setup_compile(
+            output_dir, macros, include_dirs, sources, depends, extra_postargs)
+        cc_args = compiler._get_cc_args(pp_opts, debug, extra_preargs)
+
+        def one(obj):
+            src, ext = build[obj]
+            flags = source_flags(os.path.normpath(src).replace(os.sep, "/"))
+            with gate:
+                compiler._compile(obj, src, ext, cc_args, extra_postargs + flags, pp_opts)
+
+        todo = sorted((obj for obj in objects if obj in build),
+                      key=lambda obj: -os.path.getsize(build[obj][0]))
+        if todo:
+            with ThreadPoolExecutor(len(todo)) as pool:
+                for future in [pool.submit(one, obj) for obj in todo]:
+                    future.result()
+        return objects
+
+    compiler.compile = compile
+
+
 class BuildExt(BuildExtEmbeddingWeights):
-    """Compile the per-ISA kernel files with their flags, then link them in
-    (into the extension that holds the C engine, ``ssdface._core``)."""
+    """Compile in parallel (build_jobs()): the extensions at once, and the
+    sources of each at once. The per-ISA kernel files are sources of the
+    extension that holds the C engine (``ssdface._core``), each compiled
+    with its variant's flags."""
+
+    def build_extensions(self):
+        if self.compiler.compiler_type == "unix":
+            jobs = build_jobs()
+            _compile_in_parallel(self.compiler, threading.BoundedSemaphore(jobs))
+            if jobs > 1:
+                self.parallel = jobs
+        else:  # no per-file flags: no x86 variants
+            for ext in self.extensions:
+                ext.sources = [f for f in ext.sources if f not in X86_VARIANTS]
+                ext.define_macros = [m for m in ext.define_macros
+                                     if m[0] != "SSDF_X86_KERNELS"]
+        super().build_extensions()
 
     def build_extension(self, ext):
         ext_path = self.get_ext_fullpath(ext.name)
@@ -313,14 +387,6 @@ class BuildExt(BuildExtEmbeddingWeights):
             return
         if self.compiler.compiler_type == "unix":
             self.compiler.linker_so = _without_python_rpath(self.compiler.linker_so)
-        if ext.name == CORE and is_x86_64() and self.compiler.compiler_type == "unix":
-            objects = []
-            for source, flags in X86_VARIANTS.items():
-                objects += self.compiler.compile(
-                    [source], output_dir=self.build_temp, include_dirs=ext.include_dirs,
-                    macros=ext.define_macros, extra_postargs=BASE_FLAGS + flags,
-                    depends=glob("csrc/kernels/*.h"))
-            ext.extra_objects = objects
         super().build_extension(ext)
 
 
@@ -331,14 +397,14 @@ HEADERS = (glob("csrc/*.h") + glob("csrc/kernels/*.h") + glob("ssdface/*.pxd")
 # The C engine and its wrapper: every C source is compiled here, once.
 core = Extension(
     CORE,
-    sources=["ssdface/_core.pyx", *c_sources()],
+    # With the x86 kernel variants, which BuildExt compiles with their flags.
+    sources=["ssdface/_core.pyx", *c_sources(), *(X86_VARIANTS if is_x86_64() else [])],
     include_dirs=["csrc"],
     define_macros=[("SSDF_X86_KERNELS", "1")] if is_x86_64() else [],
     extra_compile_args=BASE_FLAGS,
     extra_link_args=["-lpthread", "-lm", *SANITIZE_LINK],
-    # The x86 variants are compiled apart (above) but must relink the
-    # extension when they change; so must a change of this file's flags.
-    depends=HEADERS + list(X86_VARIANTS) + ["setup.py"],
+    # A change of this file's flags relinks too.
+    depends=HEADERS + ["setup.py"],
 )
 
 # The test hooks (kernels, fusion, checksum): no C source of their own. They
@@ -356,6 +422,7 @@ testing = Extension(
 )
 
 setup(
-    ext_modules=cythonize([core, testing], compiler_directives={"language_level": "3"}),
+    ext_modules=cythonize([core, testing], compiler_directives={"language_level": "3"},
+                          nthreads=build_jobs()),
     cmdclass={"build_ext": BuildExt},
 )

@@ -4,8 +4,10 @@
 #   .ci/fuzz.sh [SECONDS [TARGET...]]
 #
 # Runs each target (default: blob npy array imagefile) for SECONDS (default
-# $FUZZ_SECONDS, else 60) on a fresh temporary copy of its seed corpus, one
-# after the other on one core. Fails (non-zero exit) on any finding: a Python
+# $FUZZ_SECONDS, else 60) on a fresh temporary copy of its seed corpus,
+# $FUZZ_JOBS targets at a time (default: one per CPU; each fuzzer is a
+# single process on one core), their logs shown in order once all are done.
+# Fails (non-zero exit) on any finding: a Python
 # exception outside the target's contract, a crash, a hang (-timeout) or too
 # much memory; each artifact is printed (base64) with the command that
 # replays it. Set FUZZ_KEEP=DIR to keep the grown corpora and artifacts there.
@@ -30,10 +32,14 @@ trap 'rm -rf "$work"' EXIT
 failed=()
 summary=()
 
+jobs="${FUZZ_JOBS:-$(nproc)}"
 for target in "${targets[@]}"; do
     script="tests/fuzz/fuzz_${target}.py"
     [ -f "$script" ] || { echo "fuzz: no target $target ($script)" >&2; exit 2; }
-    dir="$work/$target"
+done
+
+run_target() {  # fuzz $1 for $seconds in $work/$1; its exit code in rc
+    local target=$1 dir="$work/$1" max_len
     mkdir -p "$dir/artifacts"
     cp -r "tests/fuzz/corpus/$target" "$dir/corpus"
     case "$target" in  # longest input worth trying: structured plans are short
@@ -42,15 +48,33 @@ for target in "${targets[@]}"; do
         imagefile) max_len=16384 ;;
         *) max_len=4096 ;;
     esac
-    echo "=== fuzz $target for ${seconds}s"
     # libFuzzer stops itself after -max_total_time; the outer timeout only
     # catches a hang that its -timeout watchdog could not interrupt.
-    timeout -k 10 $((seconds + 180)) nice -n 5 python "$script" \
+    timeout -k 10 $((seconds + 180)) nice -n 5 python "tests/fuzz/fuzz_${target}.py" \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -max_len="$max_len" \
         -len_control=0 \
         -artifact_prefix="$dir/artifacts/" -print_final_stats=1 "$dir/corpus" \
         >"$dir/log" 2>&1
-    rc=$?
+    echo $? >"$dir/rc"
+}
+
+echo "=== fuzz ${targets[*]} for ${seconds}s each, $jobs at a time"
+running=0
+for target in "${targets[@]}"; do
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n || true
+        running=$((running - 1))
+    fi
+    run_target "$target" &
+    running=$((running + 1))
+done
+wait || true
+
+for target in "${targets[@]}"; do
+    script="tests/fuzz/fuzz_${target}.py"
+    dir="$work/$target"
+    rc=$(cat "$dir/rc" 2>/dev/null || echo 1)
+    echo "=== fuzz $target for ${seconds}s"
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log" | tail -1)
     grep -E '^#stats' "$dir/log" | tail -1

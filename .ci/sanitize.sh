@@ -10,9 +10,9 @@
 #  * The tracked files (their working-tree state, `git ls-files`) are copied
 #    to a temp dir and built there in place with SSDFACE_SANITIZE=1, which
 #    setup.py turns into -fsanitize=address,undefined
-#    -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O2 -fno-wrapv
-#    on every compile (the Cython module, the C core and the per-ISA kernel
-#    files) and on the link. The checkout this runs in is never touched: its
+#    -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1 -fno-wrapv
+#    on every compile (the Cython modules, at -O0, the C core and the per-ISA
+#    kernel files; in parallel, one compiler per CPU) and on the link. The checkout this runs in is never touched: its
 #    in-place .so, build/ and egg-info stay as they are.
 #  * Python itself is not instrumented, so the runtimes are LD_PRELOADed
 #    (only into the python processes; the tests' own subprocesses inherit it).
@@ -41,7 +41,9 @@
 # `reference` kernels; default: in the first variant's run),
 # SSDFACE_SANITIZE_JOBS (variants run at once; default 2 if the machine has
 # 2+ cores: the suite is mostly single-threaded and takes ~3 CPU-minutes
-# per variant under ASan), SSDFACE_SANITIZE_KEEP=1 keeps the temp dir.
+# per variant under ASan; with fewer variants than that, as in CI, each
+# variant's tests run in JOBS / variants pytest-xdist workers when
+# pytest-xdist is installed), SSDFACE_SANITIZE_KEEP=1 keeps the temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CI_DIR="$(pwd)/.ci"  # sanitize_check.py, the pytest plugin
@@ -148,7 +150,17 @@ ISAS=${SSDFACE_SANITIZE_ISAS:-$(cd "$SRC" && sanitized isas "$PY" -c \
     "import ssdface; print(' '.join(i for i in ssdface.available_isas() if i != 'reference'))")}
 [ -n "$ISAS" ] || { echo "sanitize: no kernel variant to test"; exit 1; }
 JOBS=${SSDFACE_SANITIZE_JOBS:-$(( $(nproc) >= 2 ? 2 : 1 ))}
-echo "sanitize: built in ${t_build}s; variants: $ISAS; $JOBS at a time"
+# Fewer variants than jobs (CI sanitizes one): the spare cores run the
+# variant's tests in pytest-xdist workers, if it is installed.
+n_isas=$(echo $ISAS | wc -w)
+WORKERS=$(( JOBS / n_isas ))
+if [ "$WORKERS" -ge 2 ] && "$PY" -c "import xdist" 2>/dev/null; then
+    XDIST=(-n "$WORKERS")
+else
+    XDIST=()
+    WORKERS=1
+fi
+echo "sanitize: built in ${t_build}s; variants: $ISAS; $JOBS at a time; $WORKERS pytest process(es) each"
 echo "sanitize: runtimes $ASAN_LIB $UBSAN_LIB"
 
 # 5. The whole suite per variant. CI=true: a skipped test fails the run.
@@ -165,10 +177,10 @@ run_variant() {
     { time (cd "$SRC" && sanitized "$isa" env CI=true SSDFACE_SHARED="$SHARED" \
         SSDFACE_ISA="$isa" SSDFACE_SANITIZED_TREE="$SRC" \
         SSDFACE_SANITIZE_REFERENCE=${SSDFACE_SANITIZE_REFERENCE:-$([ "$isa" = "${ISAS%% *}" ] && echo 1 || echo 0)} \
-        SSDFACE_SANITIZE_SPLIT=$([ "$(echo $ISAS | wc -w)" -gt 1 ] && echo 1 || echo 0) \
+        SSDFACE_SANITIZE_SPLIT=$([ "$n_isas" -gt 1 ] && echo 1 || echo 0) \
         PYTHONPATH="$CI_DIR${PYTHONPATH:+:$PYTHONPATH}" \
         XDG_CACHE_HOME="$WORK/$isa/cache" OPENBLAS_NUM_THREADS=1 \
-        "$PY" -m pytest -p sanitize_check -p no:cacheprovider -q -rfE --durations=20 --capture=sys \
+        "$PY" -m pytest -p sanitize_check -p no:cacheprovider -q -rfE --durations=20 --capture=sys ${XDIST[@]+"${XDIST[@]}"} \
         --basetemp="$WORK/$isa/tmp" "$@" >"$WORK/$isa/pytest.log" 2>&1); } \
         2>"$WORK/$isa/time" || rc=$?
     echo "$rc" >"$WORK/$isa/rc"

@@ -9,6 +9,7 @@ skip silently in CI.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,15 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 import reference  # noqa: E402
+
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    # Started as a background job of a shell without job control (`cmd &`
+    # in a script: .ci/sanitize.sh runs its variants so), this process
+    # inherits SIGINT ignored, and Python then leaves it ignored, in the
+    # subprocesses too. The Ctrl-C tests (test_signals, test_batch) need
+    # Python's usual KeyboardInterrupt: restore it here; a handler set here
+    # is reset to the default on exec, so the tests' subprocesses get it too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 WEIGHTS_SUBDIR = Path("weights") / "ssd_mobilenetv2_face_nhwc"
 PHOTO_FILES = {

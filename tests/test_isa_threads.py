@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference
+from thread_support import native_threads, settled_threads, wait_gone
 
 import ssdface
 from ssdface import _testing
@@ -102,25 +103,22 @@ def test_reference_kernels_are_the_yardstick(photo_input, photo_reference, weigh
     assert reference.rel_l2(logits, photo_reference[1]) <= 1e-5
 
 
-def _os_threads() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
-
-
 @pytest.mark.parametrize("threads", [1, 2, 5])
 def test_num_threads_is_exact(weights_dir, photos, threads):
     """A detector starts exactly num_threads - 1 workers (the caller is the
-    last one), whatever the machine has, and stops them when collected."""
+    last one), whatever the machine has, and stops them when collected (by
+    thread id: see thread_support)."""
     import gc
 
     gc.collect()
-    before = _os_threads()
+    before = settled_threads()
     det = ssdface.Detector(weights_dir, num_threads=threads)
     det.detect(photos["portrait_padded"])
-    assert _os_threads() - before == threads - 1
+    mine = native_threads() - before
+    assert len(mine) == threads - 1, f"new threads: {sorted(mine)}"
     del det
     gc.collect()
-    assert _os_threads() == before
+    assert not wait_gone(mine), "the collected detector left its threads running"
 
 
 def test_detect_batch(detector, photos):

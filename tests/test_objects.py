@@ -13,6 +13,7 @@ import pickle
 import numpy as np
 import pytest
 from PIL import Image
+from thread_support import native_threads, settled_threads, wait_gone
 
 import ssdface
 from ssdface import Face
@@ -63,19 +64,20 @@ def test_close_and_context_manager(weights_dir, photos):
 
 
 def test_close_stops_the_threads(weights_dir):
+    """close() stops the detector's own native threads (by thread id: see
+    thread_support)."""
     import threading
 
+    settled_threads()
     before = threading.active_count()
-    native = _native_threads()
+    tids = native_threads()
     d = ssdface.Detector(weights_dir, num_threads=4)
-    assert _native_threads() == native + 3
+    # The caller's thread is the fourth: three workers.
+    mine = native_threads() - tids
+    assert len(mine) == 3, f"new threads: {sorted(mine)}"
     d.close()
-    assert _native_threads() == native and threading.active_count() == before
-
-
-def _native_threads() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+    assert not wait_gone(mine), "close() left the detector's threads running"
+    assert threading.active_count() == before
 
 
 def test_detector_from_bytes(weights_dir, tmp_path, photos):

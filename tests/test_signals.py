@@ -14,14 +14,23 @@ import pytest
 
 def test_ctrl_c_interrupts_a_forward_batch_between_images(weights_dir):
     """One image's time is measured first; SIGINT arrives during the second
-    image of eight. Before the fix KeyboardInterrupt came after all eight;
-    now it comes once the current image is done."""
+    image of eight. Before the fix KeyboardInterrupt came after all eight
+    (6.5 image times after the signal); now it comes once the current image
+    is done (at most 1 image time, ~0.5 on average).
+
+    The image time is measured again after the batch and the longer of the
+    two taken: on a loaded machine (CI's 2 cores shared with other jobs) the
+    time of one image may change while the test runs, and the bound must
+    follow it, not a lucky measurement from before the load came."""
     code = f"""
 import os, signal, threading, time
 import numpy as np, ssdface
 d = ssdface.Detector({str(weights_dir)!r}, isa="scalar")
 one = np.zeros((1, 300, 300, 3), np.float32)
-t0 = time.perf_counter(); d.forward(one); per_image = time.perf_counter() - t0
+def image_time():
+    t0 = time.perf_counter(); d.forward(one); return time.perf_counter() - t0
+d.forward(one)  # warm-up
+per_image = image_time()
 batch = np.zeros((8, 300, 300, 3), np.float32)
 sent = []
 def interrupt():
@@ -32,14 +41,15 @@ try:
     d.forward(batch)
     print("not interrupted")
 except KeyboardInterrupt:
-    print("latency", (time.perf_counter() - sent[0]) / per_image)
+    latency = time.perf_counter() - sent[0]
+    print("latency", latency / max(per_image, image_time()))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     words = proc.stdout.split()
     assert words[0] == "latency", proc.stdout
-    assert float(words[1]) < 2.0, f"interrupt took {words[1]} image times (8 were queued)"
+    assert float(words[1]) < 3.0, f"interrupt took {words[1]} image times (8 were queued)"
 
 
 @pytest.mark.parametrize(("jobs", "group"), [([], False), (["--jobs", "1"], False),
