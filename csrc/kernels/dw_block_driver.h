@@ -138,11 +138,9 @@ static void f32_block(const ssdf_f32_block *b, int y0, int y1, float *scratch) {
     float *tmp = dband + (size_t)band * Wd * E; /* the 3x3 producer's border scratch */
     int done = -1, band0 = y0;
     for (int oy = y0; oy < y1; oy++) {
-        const int top = oy * pd->stride - pd->pad_top;
-        const int last = top + 2 < pd->in_h - 1 ? top + 2 : pd->in_h - 1;
-        int first = done + 1 > top ? done + 1 : top;
+        int first, last;
+        const int top = ssdf_ring_need(pd, oy, done, &first, &last);
         const float *rows[3];
-        if (first < 0) first = 0;
         for (int r = first; r <= last; r++) {
             float *dst = ring + (size_t)(r % SSDF_RING_ROWS) * Wp * E;
             if (b->producer_k == 1)

@@ -63,6 +63,19 @@ static inline size_t ssdf_ring_floats(int width, int channels) {
     return (size_t)SSDF_RING_ROWS * (size_t)width * (size_t)channels;
 }
 
+/* The producer rows depthwise output row oy (of a 3x3 window, `dw`'s stride
+ * and padding) needs that the ring does not hold yet (it holds rows up to
+ * `done`): [*first, *last], empty when *first > *last. Returns the window's
+ * top input row (negative in the padding). Shared by the f32 and qu8 blocks. */
+static inline int ssdf_ring_need(const ssdf_conv_params *dw, int oy, int done, int *first,
+                                 int *last) {
+    const int top = oy * dw->stride - dw->pad_top;
+    *last = top + 2 < dw->in_h - 1 ? top + 2 : dw->in_h - 1;
+    *first = done + 1 > top ? done + 1 : top;
+    if (*first < 0) *first = 0;
+    return top;
+}
+
 /* Depthwise rows per project GEMM: at least 32 pixels, so the GEMM tiles. */
 static inline int ssdf_band_rows(int width) { return (32 + width - 1) / width; }
 

@@ -553,11 +553,9 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
     const int use_tri = E % SSDF_PANEL == 0;
 #endif
     for (int oy = y0; oy < y1; oy++) {
-        const int top = oy * pd->stride - pd->pad_top;
-        const int last = top + 2 < pd->in_h - 1 ? top + 2 : pd->in_h - 1;
-        int first = done + 1 > top ? done + 1 : top;
+        int first, last;
+        const int top = ssdf_ring_need(pd, oy, done, &first, &last);
         const uint8_t *rows[3];
-        if (first < 0) first = 0;
         for (int r = first; r <= last; r++) {
             uint8_t *dst = ring + (size_t)(r % SSDF_RING_ROWS) * Wp * E;
             if (b->producer_k == 1) {
