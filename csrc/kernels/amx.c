@@ -131,6 +131,8 @@ static void amx_qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const u
     int block = (int)((256 * 1024) / pstride) / 2 * step;
     if (block < step) block = step;
     int32_t cbuf[32 * 32] __attribute__((aligned(64)));
+    const int plain = !q->f32_out && !res; /* uint8 out, no residual */
+    const QOUT k = q_out_consts(q);
     amx_configure((int)kbytes, M < 16 ? (int)M : 16);
     for (int nb = n0; nb < n1; nb += block) {
         const int nb1 = n1 - nb < block ? n1 : nb + block;
@@ -164,9 +166,13 @@ static void amx_qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const u
                         const uint8_t *panel = pw + j * pstride;
                         const QI acc = qi_add(qi_load(crow + SSDF_PANEL * j),
                                               qi_load((const int32_t *)panel));
-                        q_out(acc, panel, q, res ? res + at + SSDF_PANEL * j : NULL,
-                              c + (at + SSDF_PANEL * j) * esize,
-                              left < SSDF_PANEL ? left : SSDF_PANEL);
+                        const int len = left < SSDF_PANEL ? left : SSDF_PANEL;
+                        if (plain)
+                            q_store_u8(qf_mul(qf_cvt(acc), q_scale(panel)), k,
+                                       c + at + SSDF_PANEL * j, len);
+                        else
+                            q_out(acc, panel, q, res ? res + at + SSDF_PANEL * j : NULL,
+                                  c + (at + SSDF_PANEL * j) * esize, len);
                     }
                 }
             }

@@ -41,10 +41,34 @@
 static inline size_t q_gemm_panel(size_t k4) { return ssdf_qu8_panel_bytes(SSDF_PANEL * k4); }
 static inline size_t q_dw_panel(void) { return ssdf_qu8_panel_bytes(9 * SSDF_PANEL); }
 
+/* A panel's 16 requantization scales (layout.h). */
+FORCE_INLINE QF q_scale(const uint8_t *panel) {
+    return qf_load((const float *)(panel + SSDF_PANEL * 4));
+}
+
+/* The uint8 output stage's per-call constants, in registers: a loop that
+ * stores bytes would otherwise reload them from *q (the stores may alias
+ * it; a perf profile of the depthwise showed the reloads). */
+typedef struct {
+    QF lo, hi;
+    QI zero;
+} QOUT;
+FORCE_INLINE QOUT q_out_consts(const ssdf_qu8_output *q) {
+    QOUT k;
+    k.lo = qf_bcast(q->out_lo), k.hi = qf_bcast(q->out_hi), k.zero = qi_bcast(q->out_zero);
+    return k;
+}
+
+/* Clamp, round, add the zero point, store n bytes: f is the scaled sum. */
+FORCE_INLINE void q_store_u8(QF f, const QOUT k, uint8_t *out, int n) {
+    f = qf_min(qf_max(f, k.lo), k.hi);
+    qi_store_u8(out, qi_add(qf_round(f), k.zero), n);
+}
+
 /* The output stage of one pixel's 16 (or n) channels: see kernels_qu8.h. */
 FORCE_INLINE void q_out(QI acc, const uint8_t *panel, const ssdf_qu8_output *q,
                         const uint8_t *res, void *out, int n) {
-    QF f = qf_mul(qf_cvt(acc), qf_load((const float *)(panel + SSDF_PANEL * 4)));
+    QF f = qf_mul(qf_cvt(acc), q_scale(panel));
     if (q->f32_out) {
         qf_store((float *)out, f, n);
         return;
@@ -53,8 +77,7 @@ FORCE_INLINE void q_out(QI acc, const uint8_t *panel, const ssdf_qu8_output *q,
         const QI r = qi_sub(qi_u8(res, n), qi_bcast(q->res_zero));
         f = qf_add(f, qf_mul(qf_cvt(r), qf_bcast(q->res_scale)));
     }
-    f = qf_min(qf_max(f, qf_bcast(q->out_lo)), qf_bcast(q->out_hi));
-    qi_store_u8((uint8_t *)out, qi_add(qf_round(f), qi_bcast(q->out_zero)), n);
+    q_store_u8(f, q_out_consts(q), (uint8_t *)out, n);
 }
 
 /* C[mr x 16*np] = A[mr x K4] * panels (cols valid columns). `c` and `res`
@@ -406,8 +429,10 @@ static void q_dw_row_tri(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
     const size_t C = (size_t)pd->in_c, G = g1 - g0;
     const QTC ctrl = qt_ctrl();
     const QT tz = qt_taps3p(&ctrl, zero, zero, zero);
+    const QOUT k = q_out_consts(q);
     for (size_t g = g0; g < g1; g += SSDF_PANEL) {
         const uint8_t *panel = w + (g / SSDF_PANEL) * q_dw_panel();
+        const QF scale = q_scale(panel);
         const QACC bias = qacc_init((const int32_t *)panel);
         QT wk[3];
         for (int ky = 0; ky < 3; ky++) {
@@ -433,15 +458,17 @@ static void q_dw_row_tri(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
                 QACC a = qt_dot(b0, qt_load(rp[0] + at), wr[0]);
                 a = qt_dot(a, qt_load(rp[1] + at), wr[1]);
                 a = qt_dot(a, qt_load(rp[2] + at), wr[2]);
-                q_out(qacc_sum(a), panel, q, NULL, dst_row + (size_t)ox * C + g, SSDF_PANEL);
+                q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), k, dst_row + (size_t)ox * C + g,
+                           SSDF_PANEL);
             }
             continue;
         }
         for (int ox = ox0; ox < ox1; ox++) {
             const size_t at = ((size_t)ox * G + g - g0) * 4;
             QACC a = b0;
-            for (int k = 0; k < n; k++) a = qt_dot(a, qt_load(rp[k] + at), wr[k]);
-            q_out(qacc_sum(a), panel, q, NULL, dst_row + (size_t)ox * C + g, SSDF_PANEL);
+            for (int r = 0; r < n; r++) a = qt_dot(a, qt_load(rp[r] + at), wr[r]);
+            q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), k, dst_row + (size_t)ox * C + g,
+                       SSDF_PANEL);
         }
     }
 }
