@@ -168,11 +168,11 @@ static void amx_qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const u
                                               qi_load((const int32_t *)panel));
                         const int len = left < SSDF_PANEL ? left : SSDF_PANEL;
                         if (plain)
-                            q_store_u8(qf_mul(qf_cvt(acc), q_scale(panel)), k,
+                            q_store_u8(qf_mul(qf_cvt(acc), q_scale(panel)), &k,
                                        c + at + SSDF_PANEL * j, len);
                         else
-                            q_out(acc, panel, q, res ? res + at + SSDF_PANEL * j : NULL,
-                                  c + (at + SSDF_PANEL * j) * esize, len);
+                            q_out_k(acc, panel, q, &k, res ? res + at + SSDF_PANEL * j : NULL,
+                                    c + (at + SSDF_PANEL * j) * esize, len);
                     }
                 }
             }

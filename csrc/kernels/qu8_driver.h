@@ -52,24 +52,26 @@ FORCE_INLINE QF q_scale(const uint8_t *panel) {
 typedef struct {
     QF lo, hi;
     QI zero;
+    int f32;
 } QOUT;
 FORCE_INLINE QOUT q_out_consts(const ssdf_qu8_output *q) {
     QOUT k;
     k.lo = qf_bcast(q->out_lo), k.hi = qf_bcast(q->out_hi), k.zero = qi_bcast(q->out_zero);
+    k.f32 = q->f32_out;
     return k;
 }
 
 /* Clamp, round, add the zero point, store n bytes: f is the scaled sum. */
-FORCE_INLINE void q_store_u8(QF f, const QOUT k, uint8_t *out, int n) {
-    f = qf_min(qf_max(f, k.lo), k.hi);
-    qi_store_u8(out, qi_add(qf_round(f), k.zero), n);
+FORCE_INLINE void q_store_u8(QF f, const QOUT *k, uint8_t *out, int n) {
+    f = qf_min(qf_max(f, k->lo), k->hi);
+    qi_store_u8(out, qi_add(qf_round(f), k->zero), n);
 }
 
 /* The output stage of one pixel's 16 (or n) channels: see kernels_qu8.h. */
-FORCE_INLINE void q_out(QI acc, const uint8_t *panel, const ssdf_qu8_output *q,
-                        const uint8_t *res, void *out, int n) {
+FORCE_INLINE void q_out_k(QI acc, const uint8_t *panel, const ssdf_qu8_output *q,
+                          const QOUT *k, const uint8_t *res, void *out, int n) {
     QF f = qf_mul(qf_cvt(acc), q_scale(panel));
-    if (q->f32_out) {
+    if (k->f32) {
         qf_store((float *)out, f, n);
         return;
     }
@@ -77,7 +79,13 @@ FORCE_INLINE void q_out(QI acc, const uint8_t *panel, const ssdf_qu8_output *q,
         const QI r = qi_sub(qi_u8(res, n), qi_bcast(q->res_zero));
         f = qf_add(f, qf_mul(qf_cvt(r), qf_bcast(q->res_scale)));
     }
-    q_store_u8(f, q_out_consts(q), (uint8_t *)out, n);
+    q_store_u8(f, k, (uint8_t *)out, n);
+}
+
+FORCE_INLINE void q_out(QI acc, const uint8_t *panel, const ssdf_qu8_output *q,
+                        const uint8_t *res, void *out, int n) {
+    const QOUT k = q_out_consts(q);
+    q_out_k(acc, panel, q, &k, res, out, n);
 }
 
 /* C[mr x 16*np] = A[mr x K4] * panels (cols valid columns). `c` and `res`
@@ -106,14 +114,15 @@ FORCE_INLINE void qgemm_tile(const int mr, const int np, size_t k4, const uint8_
             for (int j = 0; j < np; j++) acc[r][j] = qacc_dot(acc[r][j], ar, bk[j]);
         }
     }
+    const QOUT k = q_out_consts(q);
 #pragma GCC unroll 16
     for (int r = 0; r < mr; r++)
 #pragma GCC unroll 16
         for (int j = 0; j < np; j++) {
             const int n = cols - SSDF_PANEL * j;
             const size_t at = r * ldc + SSDF_PANEL * j;
-            q_out(qacc_sum(acc[r][j]), w + j * pstride, q, res ? res + at : NULL,
-                  c + at * esize, n < SSDF_PANEL ? n : SSDF_PANEL);
+            q_out_k(qacc_sum(acc[r][j]), w + j * pstride, q, &k, res ? res + at : NULL,
+                    c + at * esize, n < SSDF_PANEL ? n : SSDF_PANEL);
         }
 }
 
@@ -458,7 +467,7 @@ static void q_dw_row_tri(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
                 QACC a = qt_dot(b0, qt_load(rp[0] + at), wr[0]);
                 a = qt_dot(a, qt_load(rp[1] + at), wr[1]);
                 a = qt_dot(a, qt_load(rp[2] + at), wr[2]);
-                q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), k, dst_row + (size_t)ox * C + g,
+                q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), &k, dst_row + (size_t)ox * C + g,
                            SSDF_PANEL);
             }
             continue;
@@ -467,7 +476,7 @@ static void q_dw_row_tri(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
             const size_t at = ((size_t)ox * G + g - g0) * 4;
             QACC a = b0;
             for (int r = 0; r < n; r++) a = qt_dot(a, qt_load(rp[r] + at), wr[r]);
-            q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), k, dst_row + (size_t)ox * C + g,
+            q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), &k, dst_row + (size_t)ox * C + g,
                        SSDF_PANEL);
         }
     }
