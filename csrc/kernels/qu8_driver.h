@@ -585,7 +585,9 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
     memset(zero, b->q_dw.in_zero, E + 64);
 #ifdef QDW_TAPS3
     const size_t tri_bytes = (size_t)pd->out_w * E * 4;
-    uint8_t *tri = cols + Wp * kp + 64; /* tap rows, one per ring row */
+    /* tap rows, one per ring row; 64-byte aligned, so a 16-channel group
+     * is one cache line (the scratch has the 64 spare bytes) */
+    uint8_t *tri = (uint8_t *)(((uintptr_t)(cols + Wp * kp) + 63) & ~(uintptr_t)63);
     const int use_tri = E % SSDF_PANEL == 0;
 #endif
     for (int oy = y0; oy < y1; oy++) {
