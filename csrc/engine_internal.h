@@ -58,6 +58,9 @@ typedef struct {
     const float *input;
     float *boxes, *logits;
     double *seconds; /* per-layer times, or NULL */
+    int *nonfinite;  /* int8: set when the quantization meets a NaN or an
+                        infinity, and the layers are skipped (the caller
+                        checks the input itself then); NULL: checked before */
 } forward_job;
 
 /* Start of part t of T of [0, n). */
@@ -68,7 +71,7 @@ static inline size_t ssdf_split_at(size_t n, int t, int T) {
 
 /* The int8 mode (engine_qu8.c): quantize job's input into the set's qinput
  * (rows of part `part` of `parts`), and run layer l with the qu8 kernels. */
-void ssdf_engine_quantize_input(const forward_job *job, int part, int parts);
+int ssdf_engine_quantize_input(const forward_job *job, int part, int parts);
 void ssdf_engine_run_layer_qu8(const forward_job *job, int l, int part, int parts,
                                float *scratch);
 /* The fused block starting at layer `first` through the qu8 block kernel;
@@ -88,9 +91,15 @@ float *ssdf_engine_resolve(int buf, const forward_job *job);
 /* The step loop on job's buffers as part `part` of `parts` (engine.c). */
 void ssdf_engine_run_layers(const forward_job *job, int part, int parts, float *scratch);
 
-/* One image split between the threads, on the main buffer set's slots. */
+/* One image split between the threads, on the main buffer set's slots.
+ * nonfinite: see forward_job (NULL when the input is known finite). */
 int ssdf_engine_run_split(ssdf_engine *e, const float *input, float *boxes, float *logits,
-                          double *seconds, ssdf_error *err);
+                          double *seconds, int *nonfinite, ssdf_error *err);
+
+/* ssdf_engine_run_split of image `image` of n, its input checked finite
+ * (before it in f32, during its quantization in int8). */
+int ssdf_engine_run_checked(ssdf_engine *e, const float *input, float *boxes, float *logits,
+                            double *seconds, int image, int n, ssdf_error *err);
 
 /* SSDF_ERR_VALUE when image `image` of n holds a non-finite value. */
 int ssdf_engine_check_finite(const ssdf_model *m, const float *input, int image, int n,

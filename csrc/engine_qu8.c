@@ -14,10 +14,11 @@ static double now_seconds(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-/* q = clamp(rint(x * inv_scale) + zero, 0, 255), rounding half to even by
- * the 1.5 * 2^23 trick (exact for |f| < 2^22, which the clamp ensures), so
- * that the loop vectorises and gives what lrintf gives. */
-void ssdf_engine_quantize_input(const forward_job *job, int part, int parts) {
+/* q = clamp(rint(x * inv_scale) + zero, 0, 255) (ssdf_qu8_quantize_fn), by
+ * the variant's kernel or, without one, a plain loop rounding half to even
+ * by the 1.5 * 2^23 trick (exact for |f| < 2^22, which the clamp ensures),
+ * as lrintf does. Nonzero when the input holds a NaN or an infinity. */
+int ssdf_engine_quantize_input(const forward_job *job, int part, int parts) {
     const ssdf_engine *e = job->e;
     const size_t n = ssdf_model_input_floats(e->model);
     const size_t i0 = ssdf_split_at(n, part, parts), i1 = ssdf_split_at(n, part + 1, parts);
@@ -26,13 +27,18 @@ void ssdf_engine_quantize_input(const forward_job *job, int part, int parts) {
     const int zero = e->qu8.input_zero;
     const float *x = job->input;
     uint8_t *q = job->b->qinput;
+    if (e->qkernels->qu8_quantize)
+        return e->qkernels->qu8_quantize(x + i0, i1 - i0, inv, lo, hi, zero, q + i0);
+    int bad = 0;
     for (size_t i = i0; i < i1; i++) {
         float f = x[i] * inv;
+        bad |= !isfinite(x[i]);
         f = f < lo ? lo : f;
         f = f > hi ? hi : f;
         f = (f + magic) - magic;
-        q[i] = (uint8_t)((int)f + zero);
+        q[i] = bad ? 0 : (uint8_t)((int)f + zero);
     }
+    return bad;
 }
 
 /* A plan buffer as bytes: the quantized input in place of the float one. */

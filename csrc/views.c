@@ -119,7 +119,7 @@ static int view_split(ssdf_engine *e, const ssdf_view *v, float score_threshold,
     ssdf_resize_plan_free(&plan);
     if (rc) return ssdf_fail(err, SSDF_ERR_THREADS, RESTART_FAILED);
     /* The input is a resize of bytes: always finite, no check needed. */
-    rc = ssdf_engine_run_split(e, e->main.input, e->main.boxes, e->main.logits, NULL, err);
+    rc = ssdf_engine_run_split(e, e->main.input, e->main.boxes, e->main.logits, NULL, NULL, err);
     if (rc) return rc;
     *count = postprocess_view(e, v, &e->main, score_threshold, iou_threshold, max_faces, faces);
     return SSDF_OK;
@@ -217,12 +217,12 @@ static int use_lanes(const ssdf_engine *e, int n) { return n >= 2 && e->nthreads
 int ssdf_engine_forward_batch(ssdf_engine *e, const float *inputs, int n, float *boxes,
                               float *logits, ssdf_error *err) {
     if (n < 0) return ssdf_fail(err, SSDF_ERR_VALUE, "batch size %d is negative", n);
-    for (int i = 0; i < n; i++) {
-        const float *input = inputs + (size_t)i * ssdf_model_input_floats(e->model);
-        const int rc = ssdf_engine_check_finite(e->model, input, i, n, err);
-        if (rc) return rc;
-    }
-    if (use_lanes(e, n)) {
+    if (use_lanes(e, n)) { /* every input checked first: the lanes run images at once */
+        for (int i = 0; i < n; i++) {
+            const float *input = inputs + (size_t)i * ssdf_model_input_floats(e->model);
+            const int rc = ssdf_engine_check_finite(e->model, input, i, n, err);
+            if (rc) return rc;
+        }
         batch_job job = {0};
         job.e = e;
         job.n = (size_t)n;
@@ -232,10 +232,10 @@ int ssdf_engine_forward_batch(ssdf_engine *e, const float *inputs, int n, float 
         return run_lanes(&job, err);
     }
     for (int i = 0; i < n; i++) {
-        const int rc = ssdf_engine_run_split(e, inputs + (size_t)i * ssdf_model_input_floats(e->model),
-                                 boxes + (size_t)i * ssdf_model_box_floats(e->model),
-                                 logits + (size_t)i * ssdf_model_logit_floats(e->model), NULL,
-                                 err);
+        const int rc = ssdf_engine_run_checked(
+            e, inputs + (size_t)i * ssdf_model_input_floats(e->model),
+            boxes + (size_t)i * ssdf_model_box_floats(e->model),
+            logits + (size_t)i * ssdf_model_logit_floats(e->model), NULL, i, n, err);
         if (rc) return rc;
     }
     return SSDF_OK;

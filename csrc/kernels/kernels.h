@@ -101,6 +101,7 @@ typedef struct {
     ssdf_qu8_conv_fn qu8_dw3x3;
     ssdf_qu8_conv_fn qu8_conv1x1;
     ssdf_qu8_block_fn qu8_block; /* NULL: run the block's layers one by one */
+    ssdf_qu8_quantize_fn qu8_quantize; /* NULL: the engine's plain loop */
     /* out[x] = sum over t < taps of w[t] * first_row[t * stride + x], x < n
      * (uint8 rows `stride` bytes apart): the vertical pass of the image
      * resize. The fast variants sum the taps in blocks of

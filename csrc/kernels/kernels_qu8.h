@@ -34,6 +34,14 @@ typedef struct {
     int f32_out; /* 1: `out` is float32 (acc * scale), no clamp, no residual */
 } ssdf_qu8_output;
 
+/* The input's quantization, n floats: q = min(max(x * inv, lo), hi), rounded
+ * half to even, + zero (lo = -zero and hi = 255 - zero keep it a byte),
+ * each float operation rounded on its own. Returns nonzero when some x is
+ * NaN or infinite (whose bytes are then unspecified): the engine checks the
+ * input in the same pass. */
+typedef int (*ssdf_qu8_quantize_fn)(const float *x, size_t n, float inv, float lo, float hi,
+                                    int zero, uint8_t *q);
+
 /* One kernel call computes output pixels [m0, m1) and channels [n0, n1) as
  * the f32 kernels do (n0 a multiple of SSDF_PANEL, n1 a multiple or out_c);
  * `w` is the packed qu8 tensor, `out` the whole output tensor (uint8, or

@@ -639,7 +639,35 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
     }
 }
 
+/* ssdf_qu8_quantize_fn. x * 0 is 0 for a finite x and NaN otherwise: their
+ * running sum says whether the input holds a NaN or an infinity. */
+static int qu8_quantize(const float *x, size_t n, float inv, float lo, float hi, int zero,
+                        uint8_t *q) {
+    const QF vinv = qf_bcast(inv), vlo = qf_bcast(lo), vhi = qf_bcast(hi), z = qf_bcast(0.0f);
+    const QI vzero = qi_bcast(zero);
+    QF nan = z;
+    size_t i = 0;
+    for (; i + SSDF_PANEL <= n; i += SSDF_PANEL) {
+        const QF v = qf_load(x + i);
+        nan = qf_add(nan, qf_mul(v, z));
+        const QF f = qf_min(qf_max(qf_mul(v, vinv), vlo), vhi);
+        qi_store_u8(q + i, qi_add(qf_round(f), vzero), SSDF_PANEL);
+    }
+    float lanes[SSDF_PANEL];
+    qf_store(lanes, nan, SSDF_PANEL);
+    int bad = 0;
+    for (int j = 0; j < SSDF_PANEL; j++) bad |= lanes[j] != lanes[j];
+    for (; i < n; i++) { /* the tail, as the engine's plain loop */
+        float f = x[i] * inv;
+        bad |= !isfinite(x[i]);
+        f = f < lo ? lo : f;
+        f = f > hi ? hi : f;
+        q[i] = bad ? 0 : (uint8_t)((int)lrintf(f) + zero);
+    }
+    return bad;
+}
+
 /* The qu8 fields of a variant's table (see SSDF_DEFINE_KERNEL_TABLE). */
 #define SSDF_QU8_TABLE_FIELDS                                                   \
     .qu8_tile_m = QTILE_M, .qu8_conv3x3 = qu8_conv3x3, .qu8_dw3x3 = qu8_dw3x3, \
-    .qu8_conv1x1 = qu8_conv1x1, .qu8_block = qu8_block
+    .qu8_conv1x1 = qu8_conv1x1, .qu8_block = qu8_block, .qu8_quantize = qu8_quantize
