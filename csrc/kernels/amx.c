@@ -48,6 +48,15 @@ typedef struct {
     uint8_t rows[16];
 } amx_config;
 
+/* ldtilecfg with the whole 64-byte configuration as its memory operand.
+ * GCC 12's _tile_loadconfig names only its first 8 bytes, so the rows and
+ * column widths stored before it are dead stores to the optimiser: moving
+ * the call behind a branch (an experiment) had them dropped, and the first
+ * tile instruction raised SIGILL. */
+static inline void amx_loadconfig(const amx_config *cfg) {
+    __asm__ volatile("ldtilecfg %0" ::"m"(*cfg));
+}
+
 /* C0..C3: rows x 16 int32; A0, A1: rows pixels x kbytes; B0, B1: kbytes / 4
  * groups x 64 bytes. rows is 16 but for a GEMM of fewer pixels. */
 static void amx_configure(int kbytes, int rows) {
@@ -57,7 +66,7 @@ static void amx_configure(int kbytes, int rows) {
     for (int t = 0; t < 4; t++) cfg.rows[t] = (uint8_t)rows, cfg.colsb[t] = 64;
     for (int t = 4; t < 6; t++) cfg.rows[t] = (uint8_t)rows, cfg.colsb[t] = (uint16_t)kbytes;
     for (int t = 6; t < 8; t++) cfg.rows[t] = (uint8_t)(kbytes / 4), cfg.colsb[t] = 64;
-    _tile_loadconfig(&cfg);
+    amx_loadconfig(&cfg);
 }
 
 /* The sums of A0 (and A1: pixels a1) against panel b (and the next), K in
@@ -66,6 +75,9 @@ static void amx_configure(int kbytes, int rows) {
 FORCE_INLINE void amx_step(const int two_a, const int two_b, const uint8_t *a0,
                            const uint8_t *a1, size_t lda, const uint8_t *b, size_t pstride,
                            size_t chunks, size_t kbytes, int32_t *cbuf) {
+    /* GCC 12's tileloadd asm names no memory it reads: a compiler barrier,
+     * so every store to A and B before this step is made before the loads */
+    __asm__ volatile("" ::: "memory");
     _tile_zero(0);
     if (two_b) _tile_zero(1);
     if (two_a) _tile_zero(2);
