@@ -84,6 +84,24 @@ static inline void qt_store(uint8_t *p, QT t) { _mm512_storeu_si512(p, t); }
 static inline QACC qt_dot(QACC acc, QT a, QT w) { return qacc_dot(acc, a, w); }
 #define QDW_TAPS3 1
 
+/* Planar depthwise rows (QDW_PLANAR): 64 bytes = 4 pixels' 16 channels;
+ * vpermd puts dword i of the 4 pixels in lane i, vpshufb transposes each
+ * lane's 4x4 bytes, so group c holds channel c of the 4 pixels. */
+typedef struct {
+    __m512i perm, shuf;
+} QTG;
+static inline QTG qt_gctrl(void) {
+    QTG g;
+    g.perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    g.shuf = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    return g;
+}
+static inline QT qt_gather4(const QTG *g, const uint8_t *p) {
+    return _mm512_shuffle_epi8(_mm512_permutexvar_epi32(g->perm, _mm512_loadu_si512(p)), g->shuf);
+}
+static inline QT qt_shift1(QT w) { return _mm512_slli_epi32(w, 8); }
+#define QDW_PLANAR 1
+
 #define QTILE_M 8
 #define QTILE_P 2
 

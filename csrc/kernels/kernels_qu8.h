@@ -91,6 +91,10 @@ static inline int ssdf_qu8_block_ok(const ssdf_qu8_block *b) {
            (b->producer_k == 3 || b->producer.in_c % SSDF_QU8_KGROUP == 0);
 }
 
+/* Pixels around a planar depthwise row (AVX-512 variants, qu8_driver.h):
+ * one before, three after. */
+#define SSDF_QU8_PLANAR_PAD 4
+
 /* Ring of producer rows, depthwise band, zero row, the 3x3 producer's
  * im2col row (kernels.h: SSDF_RING_ROWS, ssdf_band_rows), and the ring's
  * depthwise tap rows (4 bytes per channel and output column; the VNNI
@@ -100,7 +104,8 @@ static inline size_t ssdf_qu8_block_scratch_bytes(const ssdf_qu8_block *b, int r
     const size_t wp = (size_t)b->producer.out_w, e = (size_t)b->producer.out_c;
     return (size_t)ring_rows * wp * e + (size_t)band_rows * b->dw.out_w * e + e + 64 +
            wp * ssdf_qu8_k4(9 * (size_t)b->producer.in_c) + 64 +
-           (size_t)ring_rows * b->dw.out_w * e * 4;
+           (size_t)ring_rows * b->dw.out_w * e * 4 +
+           (size_t)ring_rows * (wp + SSDF_QU8_PLANAR_PAD) * e;
 }
 
 /* The output stage of one channel, the definition every variant follows. */

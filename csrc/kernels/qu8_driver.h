@@ -27,6 +27,13 @@
  *   qt_dot(acc, a, w)  acc + the 4-byte dot products of a (uint8) and w (int8)
  *   qt_load(p), qt_store(p, t)   64 bytes
  *
+ * and, optionally (QDW_PLANAR; AVX-512), the fused block's depthwise from
+ * planar rows (one panel's 16 channels of every pixel in a run):
+ *   QTG, qt_gctrl()    the controls qt_gather4 needs
+ *   qt_gather4(g, p)   the 4 pixels' 16-byte slices at p as 16 groups:
+ *                      group c = channel c of pixels 0..3
+ *   qt_shift1(w)       each group's bytes one place up: (a, b, c, 0) -> (0, a, b, c)
+ *
  * A GEMM row of A is read 4 bytes at a time, so its length must be a
  * multiple of SSDF_QU8_KGROUP: the 3x3 conv builds such rows (im2col) and
  * the 1x1 conv copies rows whose channel count is not. */
@@ -567,6 +574,80 @@ static void qu8_dw3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const
     }
 }
 
+#ifdef QDW_PLANAR
+/* The fused block's stride-1 depthwise from planar rows: a producer row's
+ * panel p at row + p * ps, pixel x's 16 channels at + (x + 1) * 16 (one
+ * pixel of in_zero before, three after: SSDF_QU8_PLANAR_PAD). One 64-byte
+ * load covers the 4 pixels from a pair of output columns' left column, one
+ * qt_gather4 makes the groups, which serve both columns (weights (w0, w1,
+ * w2, 0) and (0, w0, w1, w2)). Spares the tap rows (q_tap_row) for a
+ * 16-byte copy per pixel and panel. (At stride 2 a gather serves one
+ * column, and the tap rows were measured faster.) */
+static void q_planar_row(const uint8_t *src, size_t Wp, size_t E, uint8_t *dst, size_t ps) {
+    for (size_t x = 0; x < Wp; x++)
+        for (size_t g = 0; g < E; g += SSDF_PANEL)
+            memcpy(dst + g / SSDF_PANEL * ps + (x + 1) * SSDF_PANEL, src + x * E + g, SSDF_PANEL);
+}
+
+FORCE_INLINE void q_dw_planar_cols(const int n, const QTG *gc, const uint8_t *const rp[3],
+                                   const QT wr[3], const QT wr2[3], QACC b0, QF scale,
+                                   const QOUT *k, int pad, int W, uint8_t *out, size_t E) {
+    int ox = 0;
+    for (; ox + 1 < W; ox += 2) {
+        const ptrdiff_t at = (ptrdiff_t)(ox - pad + 1) * SSDF_PANEL;
+        QACC a0 = b0, a1 = b0;
+        for (int r = 0; r < n; r++) {
+            const QT t = qt_gather4(gc, rp[r] + at);
+            a0 = qt_dot(a0, t, wr[r]);
+            a1 = qt_dot(a1, t, wr2[r]);
+        }
+        q_store_u8(qf_mul(qf_cvt(qacc_sum(a0)), scale), k, out + (size_t)ox * E, SSDF_PANEL);
+        q_store_u8(qf_mul(qf_cvt(qacc_sum(a1)), scale), k, out + (size_t)(ox + 1) * E,
+                   SSDF_PANEL);
+    }
+    if (ox < W) {
+        const ptrdiff_t at = (ptrdiff_t)(ox - pad + 1) * SSDF_PANEL;
+        QACC a = b0;
+        for (int r = 0; r < n; r++) a = qt_dot(a, qt_gather4(gc, rp[r] + at), wr[r]);
+        q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), k, out + (size_t)ox * E, SSDF_PANEL);
+    }
+}
+
+/* A stride-1 depthwise output row (all columns, channels [0, E)) from the
+ * planar rows of its 3 input rows (NULL: outside the image). */
+static void q_dw_row_planar(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
+                            const uint8_t *const rows[3], const uint8_t *zero, const uint8_t *w,
+                            uint8_t *dst_row, size_t E, size_t ps) {
+    const QTC ctrl = qt_ctrl();
+    const QTG gc = qt_gctrl();
+    const QT tz = qt_taps3p(&ctrl, zero, zero, zero);
+    const QOUT k = q_out_consts(q);
+    for (size_t g = 0; g < E; g += SSDF_PANEL) {
+        const uint8_t *panel = w + (g / SSDF_PANEL) * q_dw_panel();
+        const QF scale = q_scale(panel);
+        QACC b0 = qacc_init((const int32_t *)panel);
+        const uint8_t *rp[3];
+        QT wr[3], wr2[3];
+        int n = 0;
+        for (int ky = 0; ky < 3; ky++) {
+            const uint8_t *w0 = panel + ssdf_qu8_dw_at(3 * (size_t)ky, 0);
+            const QT wk = qt_taps3p(&ctrl, w0, w0 + SSDF_PANEL, w0 + 2 * SSDF_PANEL);
+            if (rows[ky]) {
+                rp[n] = rows[ky] + g / SSDF_PANEL * ps, wr[n] = wk, wr2[n] = qt_shift1(wk), n++;
+            } else {
+                b0 = qt_dot(b0, tz, wk); /* a row outside the image: into the bias */
+            }
+        }
+        if (n == 3)
+            q_dw_planar_cols(3, &gc, rp, wr, wr2, b0, scale, &k, pd->pad_left, pd->out_w,
+                             dst_row + g, E);
+        else
+            q_dw_planar_cols(n, &gc, rp, wr, wr2, b0, scale, &k, pd->pad_left, pd->out_w,
+                             dst_row + g, E);
+    }
+}
+#endif
+
 /* A whole block, fused, for depthwise output rows [y0, y1), as f32_block
  * (dw_block_driver.h) does it: producer rows into a ring, depthwise rows
  * into a band, the project GEMM (+ residual) once per band. The uint8
@@ -590,6 +671,14 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
     uint8_t *tri = (uint8_t *)(((uintptr_t)(cols + Wp * kp) + 63) & ~(uintptr_t)63);
     const int use_tri = E % SSDF_PANEL == 0;
 #endif
+#ifdef QDW_PLANAR
+    const size_t ps = (Wp + SSDF_QU8_PLANAR_PAD) * SSDF_PANEL;
+    uint8_t *planar = tri + (size_t)SSDF_RING_ROWS * tri_bytes;
+    const int use_planar = use_tri && pd->stride == 1 && pd->pad_left <= 1;
+    /* the pads are in_zero for good: the rows write pixels 0..Wp-1 */
+    if (use_planar) memset(planar, b->q_dw.in_zero, (size_t)SSDF_RING_ROWS * E / SSDF_PANEL * ps);
+#define planar_at(r) (planar + (size_t)((r) % SSDF_RING_ROWS) * (E / SSDF_PANEL) * ps)
+#endif
     for (int oy = y0; oy < y1; oy++) {
         int first, last;
         const int top = ssdf_ring_need(pd, oy, done, &first, &last);
@@ -605,6 +694,12 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
                 qgemm(Wp, kp, cols, kp, b->w_producer, dst, E, 1, NULL, &b->q_producer, 0,
                       (int)E);
             }
+#ifdef QDW_PLANAR
+            if (use_planar) {
+                q_planar_row(dst, Wp, E, planar_at(r), ps);
+                continue;
+            }
+#endif
 #ifdef QDW_TAPS3
             if (use_tri)
                 q_tap_row(pd, dst, zero, tri + (size_t)(r % SSDF_RING_ROWS) * tri_bytes, 0, E);
@@ -617,6 +712,14 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
                                                : NULL;
         }
         uint8_t *drow = dband + (size_t)(oy - band0) * Wd * E;
+#ifdef QDW_PLANAR
+        if (use_planar) {
+            const uint8_t *t[3];
+            for (int ky = 0; ky < 3; ky++)
+                t[ky] = rows[ky] ? planar_at(top + ky) : NULL;
+            q_dw_row_planar(pd, &b->q_dw, t, zero, b->w_dw, drow, E, ps);
+        } else
+#endif
 #ifdef QDW_TAPS3
         if (use_tri) {
             const uint8_t *t[3];
@@ -638,6 +741,10 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
         }
     }
 }
+
+#ifdef QDW_PLANAR
+#undef planar_at
+#endif
 
 /* ssdf_qu8_quantize_fn. x * 0 is 0 for a finite x and NaN otherwise: their
  * running sum says whether the input holds a NaN or an infinity. */
