@@ -27,7 +27,7 @@
  *   qt_dot(acc, a, w)  acc + the 4-byte dot products of a (uint8) and w (int8)
  *   qt_load(p), qt_store(p, t)   64 bytes
  *
- * and, optionally (QDW_PLANAR; AVX-512), the fused block's depthwise from
+ * and, optionally (QDW_PLANAR; AVX-512), the stride-1 depthwise from
  * planar rows (one panel's 16 channels of every pixel in a run):
  *   QTG, qt_gctrl()    the controls qt_gather4 needs
  *   qt_gather4(g, p)   the 4 pixels' 16-byte slices at p as 16 groups:
@@ -489,6 +489,128 @@ static void q_dw_row_tri(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
     }
 }
 
+#ifdef QDW_PLANAR
+/* The stride-1 depthwise from planar rows: an input row's panel p (of the
+ * channels [g0, g1) a call covers) at row + p * ps, pixel x's 16 channels
+ * at + (x + 1) * 16 (one pixel of in_zero before, three after:
+ * SSDF_QU8_PLANAR_PAD). One 64-byte load covers the 4 pixels from a pair of
+ * output columns' left column, one qt_gather4 makes the groups, which serve
+ * both columns (weights (w0, w1, w2, 0) and (0, w0, w1, w2)). In place of
+ * the tap rows (q_tap_row) for a 16-byte copy per pixel and panel. (At
+ * stride 2 a gather serves one column, and the tap rows were measured
+ * faster.) */
+static void q_planar_row(const uint8_t *src, size_t W, size_t C, size_t g0, size_t g1,
+                         uint8_t *dst, size_t ps) {
+    for (size_t x = 0; x < W; x++)
+        for (size_t g = g0; g < g1; g += SSDF_PANEL)
+            memcpy(dst + (g - g0) / SSDF_PANEL * ps + (x + 1) * SSDF_PANEL, src + x * C + g,
+                   SSDF_PANEL);
+}
+
+FORCE_INLINE void q_dw_planar_cols(const int n, const QTG *gc, const uint8_t *const rp[3],
+                                   const QT wr[3], const QT wr2[3], QACC b0, QF scale,
+                                   const QOUT *k, int pad, int ox0, int ox1, uint8_t *out,
+                                   size_t C) {
+    int ox = ox0;
+    for (; ox + 1 < ox1; ox += 2) {
+        const ptrdiff_t at = (ptrdiff_t)(ox - pad + 1) * SSDF_PANEL;
+        QACC a0 = b0, a1 = b0;
+        for (int r = 0; r < n; r++) {
+            const QT t = qt_gather4(gc, rp[r] + at);
+            a0 = qt_dot(a0, t, wr[r]);
+            a1 = qt_dot(a1, t, wr2[r]);
+        }
+        q_store_u8(qf_mul(qf_cvt(qacc_sum(a0)), scale), k, out + (size_t)ox * C, SSDF_PANEL);
+        q_store_u8(qf_mul(qf_cvt(qacc_sum(a1)), scale), k, out + (size_t)(ox + 1) * C,
+                   SSDF_PANEL);
+    }
+    if (ox < ox1) {
+        const ptrdiff_t at = (ptrdiff_t)(ox - pad + 1) * SSDF_PANEL;
+        QACC a = b0;
+        for (int r = 0; r < n; r++) a = qt_dot(a, qt_gather4(gc, rp[r] + at), wr[r]);
+        q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), k, out + (size_t)ox * C, SSDF_PANEL);
+    }
+}
+
+/* Stride-1 depthwise output columns [ox0, ox1), channels [g0, g1) (whole
+ * panels), of one row (uint8 out, C channels a pixel) from the planar rows
+ * of its 3 input rows (NULL: outside the image). */
+static void q_dw_row_planar(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
+                            const uint8_t *const rows[3], const uint8_t *zero, const uint8_t *w,
+                            uint8_t *dst_row, int ox0, int ox1, size_t g0, size_t g1,
+                            size_t ps) {
+    const size_t C = (size_t)pd->out_c;
+    const QTC ctrl = qt_ctrl();
+    const QTG gc = qt_gctrl();
+    const QT tz = qt_taps3p(&ctrl, zero, zero, zero);
+    const QOUT k = q_out_consts(q);
+    for (size_t g = g0; g < g1; g += SSDF_PANEL) {
+        const uint8_t *panel = w + (g / SSDF_PANEL) * q_dw_panel();
+        const QF scale = q_scale(panel);
+        QACC b0 = qacc_init((const int32_t *)panel);
+        const uint8_t *rp[3];
+        QT wr[3], wr2[3];
+        int n = 0;
+        for (int ky = 0; ky < 3; ky++) {
+            const uint8_t *w0 = panel + ssdf_qu8_dw_at(3 * (size_t)ky, 0);
+            const QT wk = qt_taps3p(&ctrl, w0, w0 + SSDF_PANEL, w0 + 2 * SSDF_PANEL);
+            if (rows[ky]) {
+                rp[n] = rows[ky] + (g - g0) / SSDF_PANEL * ps, wr[n] = wk,
+                wr2[n] = qt_shift1(wk), n++;
+            } else {
+                b0 = qt_dot(b0, tz, wk); /* a row outside the image: into the bias */
+            }
+        }
+        if (n == 3)
+            q_dw_planar_cols(3, &gc, rp, wr, wr2, b0, scale, &k, pd->pad_left, ox0, ox1,
+                             dst_row + g, C);
+        else
+            q_dw_planar_cols(n, &gc, rp, wr, wr2, b0, scale, &k, pd->pad_left, ox0, ox1,
+                             dst_row + g, C);
+    }
+}
+
+/* qu8_dw3x3 through planar rows (stride 1, pad_left <= 1): channel chunks
+ * whose ring of 4 planar rows fits `budget` bytes, each input row copied
+ * once per chunk. 0 when a single panel's ring does not fit. */
+static int q_dw_planar(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
+                       const uint8_t *w, uint8_t *out, size_t m0, size_t m1, int n0, int n1,
+                       const uint8_t *zero, uint8_t *ring, size_t budget) {
+    const size_t C = (size_t)p->in_c, row_bytes = (size_t)p->in_w * C;
+    const size_t ps = ((size_t)p->in_w + SSDF_QU8_PLANAR_PAD) * SSDF_PANEL;
+    if (4 * ps > budget) return 0;
+    const size_t chunk = budget / (4 * ps) * SSDF_PANEL;
+    for (size_t g0 = (size_t)n0; g0 < (size_t)n1; g0 += chunk) {
+        const size_t g1 = (size_t)n1 - g0 < chunk ? (size_t)n1 : g0 + chunk;
+        const size_t slot_bytes = (g1 - g0) / SSDF_PANEL * ps;
+        memset(ring, q->in_zero, 4 * slot_bytes); /* the pads, for good */
+        int tag[4] = {-1, -1, -1, -1};
+        for (size_t m = m0; m < m1;) { /* one row segment at a time */
+            const int oy = (int)(m / p->out_w), ox0 = (int)(m % p->out_w);
+            const int ox1 =
+                (size_t)(p->out_w - ox0) < m1 - m ? p->out_w : ox0 + (int)(m1 - m);
+            const uint8_t *t[3];
+            for (int ky = 0; ky < 3; ky++) {
+                const int iy = oy - p->pad_top + ky;
+                t[ky] = NULL;
+                if (iy < 0 || iy >= p->in_h) continue;
+                uint8_t *slot = ring + (size_t)(iy % 4) * slot_bytes;
+                if (tag[iy % 4] != iy) {
+                    q_planar_row(in + (size_t)iy * row_bytes, (size_t)p->in_w, C, g0, g1, slot,
+                                 ps);
+                    tag[iy % 4] = iy;
+                }
+                t[ky] = slot;
+            }
+            q_dw_row_planar(p, q, t, zero, w, out + (size_t)oy * p->out_w * C, ox0, ox1, g0,
+                            g1, ps);
+            m += (size_t)(ox1 - ox0);
+        }
+    }
+    return 1;
+}
+#endif
+
 /* qu8_dw3x3 through tap rows: channel chunks whose ring of 4 tap rows fits
  * `budget` bytes, each input row's tap rows built once per chunk. 0 when a
  * single panel's ring does not fit (a very wide image): the caller goes
@@ -553,6 +675,13 @@ static void qu8_dw3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const
     const size_t C = (size_t)p->in_c, row_bytes = (size_t)p->in_w * C, es = q_esize(q);
     uint8_t *zero = scratch; /* C + 64 bytes of in_zero: the taps outside the image */
     memset(zero, q->in_zero, C + 64);
+#ifdef QDW_PLANAR
+    if (!q->f32_out && n0 % SSDF_PANEL == 0 && (n1 - n0) % SSDF_PANEL == 0 &&
+        p->stride == 1 && p->pad_left <= 1 &&
+        q_dw_planar(p, q, in, w, (uint8_t *)out, m0, m1, n0, n1, zero, scratch + C + 64,
+                    SSDF_QU8_IM2COL_BYTES))
+        return;
+#endif
 #ifdef QDW_TAPS3
     if (!q->f32_out && n0 % SSDF_PANEL == 0 && (n1 - n0) % SSDF_PANEL == 0 &&
         q_dw_tri(p, q, in, w, (uint8_t *)out, m0, m1, n0, n1, zero, scratch + C + 64,
@@ -574,79 +703,6 @@ static void qu8_dw3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const
     }
 }
 
-#ifdef QDW_PLANAR
-/* The fused block's stride-1 depthwise from planar rows: a producer row's
- * panel p at row + p * ps, pixel x's 16 channels at + (x + 1) * 16 (one
- * pixel of in_zero before, three after: SSDF_QU8_PLANAR_PAD). One 64-byte
- * load covers the 4 pixels from a pair of output columns' left column, one
- * qt_gather4 makes the groups, which serve both columns (weights (w0, w1,
- * w2, 0) and (0, w0, w1, w2)). Spares the tap rows (q_tap_row) for a
- * 16-byte copy per pixel and panel. (At stride 2 a gather serves one
- * column, and the tap rows were measured faster.) */
-static void q_planar_row(const uint8_t *src, size_t Wp, size_t E, uint8_t *dst, size_t ps) {
-    for (size_t x = 0; x < Wp; x++)
-        for (size_t g = 0; g < E; g += SSDF_PANEL)
-            memcpy(dst + g / SSDF_PANEL * ps + (x + 1) * SSDF_PANEL, src + x * E + g, SSDF_PANEL);
-}
-
-FORCE_INLINE void q_dw_planar_cols(const int n, const QTG *gc, const uint8_t *const rp[3],
-                                   const QT wr[3], const QT wr2[3], QACC b0, QF scale,
-                                   const QOUT *k, int pad, int W, uint8_t *out, size_t E) {
-    int ox = 0;
-    for (; ox + 1 < W; ox += 2) {
-        const ptrdiff_t at = (ptrdiff_t)(ox - pad + 1) * SSDF_PANEL;
-        QACC a0 = b0, a1 = b0;
-        for (int r = 0; r < n; r++) {
-            const QT t = qt_gather4(gc, rp[r] + at);
-            a0 = qt_dot(a0, t, wr[r]);
-            a1 = qt_dot(a1, t, wr2[r]);
-        }
-        q_store_u8(qf_mul(qf_cvt(qacc_sum(a0)), scale), k, out + (size_t)ox * E, SSDF_PANEL);
-        q_store_u8(qf_mul(qf_cvt(qacc_sum(a1)), scale), k, out + (size_t)(ox + 1) * E,
-                   SSDF_PANEL);
-    }
-    if (ox < W) {
-        const ptrdiff_t at = (ptrdiff_t)(ox - pad + 1) * SSDF_PANEL;
-        QACC a = b0;
-        for (int r = 0; r < n; r++) a = qt_dot(a, qt_gather4(gc, rp[r] + at), wr[r]);
-        q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), k, out + (size_t)ox * E, SSDF_PANEL);
-    }
-}
-
-/* A stride-1 depthwise output row (all columns, channels [0, E)) from the
- * planar rows of its 3 input rows (NULL: outside the image). */
-static void q_dw_row_planar(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
-                            const uint8_t *const rows[3], const uint8_t *zero, const uint8_t *w,
-                            uint8_t *dst_row, size_t E, size_t ps) {
-    const QTC ctrl = qt_ctrl();
-    const QTG gc = qt_gctrl();
-    const QT tz = qt_taps3p(&ctrl, zero, zero, zero);
-    const QOUT k = q_out_consts(q);
-    for (size_t g = 0; g < E; g += SSDF_PANEL) {
-        const uint8_t *panel = w + (g / SSDF_PANEL) * q_dw_panel();
-        const QF scale = q_scale(panel);
-        QACC b0 = qacc_init((const int32_t *)panel);
-        const uint8_t *rp[3];
-        QT wr[3], wr2[3];
-        int n = 0;
-        for (int ky = 0; ky < 3; ky++) {
-            const uint8_t *w0 = panel + ssdf_qu8_dw_at(3 * (size_t)ky, 0);
-            const QT wk = qt_taps3p(&ctrl, w0, w0 + SSDF_PANEL, w0 + 2 * SSDF_PANEL);
-            if (rows[ky]) {
-                rp[n] = rows[ky] + g / SSDF_PANEL * ps, wr[n] = wk, wr2[n] = qt_shift1(wk), n++;
-            } else {
-                b0 = qt_dot(b0, tz, wk); /* a row outside the image: into the bias */
-            }
-        }
-        if (n == 3)
-            q_dw_planar_cols(3, &gc, rp, wr, wr2, b0, scale, &k, pd->pad_left, pd->out_w,
-                             dst_row + g, E);
-        else
-            q_dw_planar_cols(n, &gc, rp, wr, wr2, b0, scale, &k, pd->pad_left, pd->out_w,
-                             dst_row + g, E);
-    }
-}
-#endif
 
 /* A whole block, fused, for depthwise output rows [y0, y1), as f32_block
  * (dw_block_driver.h) does it: producer rows into a ring, depthwise rows
@@ -696,7 +752,7 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
             }
 #ifdef QDW_PLANAR
             if (use_planar) {
-                q_planar_row(dst, Wp, E, planar_at(r), ps);
+                q_planar_row(dst, Wp, E, 0, E, planar_at(r), ps);
                 continue;
             }
 #endif
@@ -717,7 +773,7 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
             const uint8_t *t[3];
             for (int ky = 0; ky < 3; ky++)
                 t[ky] = rows[ky] ? planar_at(top + ky) : NULL;
-            q_dw_row_planar(pd, &b->q_dw, t, zero, b->w_dw, drow, E, ps);
+            q_dw_row_planar(pd, &b->q_dw, t, zero, b->w_dw, drow, 0, pd->out_w, 0, E, ps);
         } else
 #endif
 #ifdef QDW_TAPS3
