@@ -436,6 +436,27 @@ static void q_tap_row(const ssdf_conv_params *pd, const uint8_t *row, const uint
     }
 }
 
+/* A depthwise panel's kernel rows as 4-byte tap groups (w0, w1, w2, 0):
+ * those of the input rows present go to wr (their rows, + at, to rp; the
+ * count is returned), those of a row outside the image add the same sums
+ * to every pixel, so they go into the bias once (*b0; int32 sums are exact
+ * in any order). */
+FORCE_INLINE int q_dw_panel_rows(const QTC *ctrl, QT tz, const uint8_t *panel,
+                                 const uint8_t *const rows[3], size_t at, QACC *b0,
+                                 const uint8_t *rp[3], QT wr[3]) {
+    int n = 0;
+    *b0 = qacc_init((const int32_t *)panel);
+    for (int ky = 0; ky < 3; ky++) {
+        const uint8_t *w0 = panel + ssdf_qu8_dw_at(3 * (size_t)ky, 0);
+        const QT wk = qt_taps3p(ctrl, w0, w0 + SSDF_PANEL, w0 + 2 * SSDF_PANEL);
+        if (rows[ky])
+            rp[n] = rows[ky] + at, wr[n] = wk, n++;
+        else
+            *b0 = qt_dot(*b0, tz, wk);
+    }
+    return n;
+}
+
 /* Depthwise output columns [ox0, ox1), channels [g0, g1), of one row (uint8
  * out) from the tap rows of its 3 input rows (NULL: outside the image, the
  * constant in_zero tap row). */
@@ -449,25 +470,10 @@ static void q_dw_row_tri(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
     for (size_t g = g0; g < g1; g += SSDF_PANEL) {
         const uint8_t *panel = w + (g / SSDF_PANEL) * q_dw_panel();
         const QF scale = q_scale(panel);
-        const QACC bias = qacc_init((const int32_t *)panel);
-        QT wk[3];
-        for (int ky = 0; ky < 3; ky++) {
-            const uint8_t *w0 = panel + ssdf_qu8_dw_at(3 * (size_t)ky, 0);
-            wk[ky] = qt_taps3p(&ctrl, w0, w0 + SSDF_PANEL, w0 + 2 * SSDF_PANEL);
-        }
-        /* A row outside the image adds the same sums to every pixel: into
-         * the bias, once (int32 sums are exact in any order). */
-        QACC b0 = bias;
         const uint8_t *rp[3];
         QT wr[3];
-        int n = 0;
-        for (int ky = 0; ky < 3; ky++) {
-            if (tri[ky]) {
-                rp[n] = tri[ky], wr[n] = wk[ky], n++;
-            } else {
-                b0 = qt_dot(b0, tz, wk[ky]);
-            }
-        }
+        QACC b0;
+        const int n = q_dw_panel_rows(&ctrl, tz, panel, tri, 0, &b0, rp, wr);
         if (n == 3) {
             for (int ox = ox0; ox < ox1; ox++) {
                 const size_t at = ((size_t)ox * G + g - g0) * 4;
@@ -547,20 +553,12 @@ static void q_dw_row_planar(const ssdf_conv_params *pd, const ssdf_qu8_output *q
     for (size_t g = g0; g < g1; g += SSDF_PANEL) {
         const uint8_t *panel = w + (g / SSDF_PANEL) * q_dw_panel();
         const QF scale = q_scale(panel);
-        QACC b0 = qacc_init((const int32_t *)panel);
         const uint8_t *rp[3];
         QT wr[3], wr2[3];
-        int n = 0;
-        for (int ky = 0; ky < 3; ky++) {
-            const uint8_t *w0 = panel + ssdf_qu8_dw_at(3 * (size_t)ky, 0);
-            const QT wk = qt_taps3p(&ctrl, w0, w0 + SSDF_PANEL, w0 + 2 * SSDF_PANEL);
-            if (rows[ky]) {
-                rp[n] = rows[ky] + (g - g0) / SSDF_PANEL * ps, wr[n] = wk,
-                wr2[n] = qt_shift1(wk), n++;
-            } else {
-                b0 = qt_dot(b0, tz, wk); /* a row outside the image: into the bias */
-            }
-        }
+        QACC b0;
+        const int n = q_dw_panel_rows(&ctrl, tz, panel, rows, (g - g0) / SSDF_PANEL * ps, &b0,
+                                      rp, wr);
+        for (int r = 0; r < n; r++) wr2[r] = qt_shift1(wr[r]);
         if (n == 3)
             q_dw_planar_cols(3, &gc, rp, wr, wr2, b0, scale, &k, pd->pad_left, ox0, ox1,
                              dst_row + g, C);
@@ -570,61 +568,27 @@ static void q_dw_row_planar(const ssdf_conv_params *pd, const ssdf_qu8_output *q
     }
 }
 
-/* qu8_dw3x3 through planar rows (stride 1, pad_left <= 1): channel chunks
- * whose ring of 4 planar rows fits `budget` bytes, each input row copied
- * once per chunk. 0 when a single panel's ring does not fit. */
-static int q_dw_planar(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
-                       const uint8_t *w, uint8_t *out, size_t m0, size_t m1, int n0, int n1,
-                       const uint8_t *zero, uint8_t *ring, size_t budget) {
+#endif
+
+/* qu8_dw3x3 through a ring of 4 prepared input rows per channel chunk
+ * that fits `budget` bytes, each input row prepared once per chunk: tap
+ * rows, or (planar; QDW_PLANAR, stride 1, pad_left <= 1) planar rows. 0
+ * when a single panel's ring does not fit (a very wide image): the caller
+ * goes pixel by pixel. */
+FORCE_INLINE int q_dw_ring(const int planar, const ssdf_conv_params *p,
+                           const ssdf_qu8_output *q, const uint8_t *in, const uint8_t *w,
+                           uint8_t *out, size_t m0, size_t m1, int n0, int n1,
+                           const uint8_t *zero, uint8_t *ring, size_t budget) {
     const size_t C = (size_t)p->in_c, row_bytes = (size_t)p->in_w * C;
-    const size_t ps = ((size_t)p->in_w + SSDF_QU8_PLANAR_PAD) * SSDF_PANEL;
+    /* a prepared row's bytes per 16-channel panel */
+    const size_t ps = planar ? ((size_t)p->in_w + SSDF_QU8_PLANAR_PAD) * SSDF_PANEL
+                             : (size_t)p->out_w * SSDF_PANEL * 4;
     if (4 * ps > budget) return 0;
     const size_t chunk = budget / (4 * ps) * SSDF_PANEL;
     for (size_t g0 = (size_t)n0; g0 < (size_t)n1; g0 += chunk) {
         const size_t g1 = (size_t)n1 - g0 < chunk ? (size_t)n1 : g0 + chunk;
         const size_t slot_bytes = (g1 - g0) / SSDF_PANEL * ps;
-        memset(ring, q->in_zero, 4 * slot_bytes); /* the pads, for good */
-        int tag[4] = {-1, -1, -1, -1};
-        for (size_t m = m0; m < m1;) { /* one row segment at a time */
-            const int oy = (int)(m / p->out_w), ox0 = (int)(m % p->out_w);
-            const int ox1 =
-                (size_t)(p->out_w - ox0) < m1 - m ? p->out_w : ox0 + (int)(m1 - m);
-            const uint8_t *t[3];
-            for (int ky = 0; ky < 3; ky++) {
-                const int iy = oy - p->pad_top + ky;
-                t[ky] = NULL;
-                if (iy < 0 || iy >= p->in_h) continue;
-                uint8_t *slot = ring + (size_t)(iy % 4) * slot_bytes;
-                if (tag[iy % 4] != iy) {
-                    q_planar_row(in + (size_t)iy * row_bytes, (size_t)p->in_w, C, g0, g1, slot,
-                                 ps);
-                    tag[iy % 4] = iy;
-                }
-                t[ky] = slot;
-            }
-            q_dw_row_planar(p, q, t, zero, w, out + (size_t)oy * p->out_w * C, ox0, ox1, g0,
-                            g1, ps);
-            m += (size_t)(ox1 - ox0);
-        }
-    }
-    return 1;
-}
-#endif
-
-/* qu8_dw3x3 through tap rows: channel chunks whose ring of 4 tap rows fits
- * `budget` bytes, each input row's tap rows built once per chunk. 0 when a
- * single panel's ring does not fit (a very wide image): the caller goes
- * pixel by pixel. */
-static int q_dw_tri(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
-                    const uint8_t *w, uint8_t *out, size_t m0, size_t m1, int n0, int n1,
-                    const uint8_t *zero, uint8_t *ring, size_t budget) {
-    const size_t C = (size_t)p->in_c, row_bytes = (size_t)p->in_w * C;
-    const size_t panel_ring = 4 * (size_t)p->out_w * SSDF_PANEL * 4;
-    if (panel_ring > budget) return 0;
-    const size_t chunk = budget / panel_ring * SSDF_PANEL;
-    for (size_t g0 = (size_t)n0; g0 < (size_t)n1; g0 += chunk) {
-        const size_t g1 = (size_t)n1 - g0 < chunk ? (size_t)n1 : g0 + chunk;
-        const size_t tri_bytes = (size_t)p->out_w * (g1 - g0) * 4;
+        if (planar) memset(ring, q->in_zero, 4 * slot_bytes); /* the pads, for good */
         int tag[4] = {-1, -1, -1, -1};
         for (size_t m = m0; m < m1;) { /* one row segment at a time */
             const int oy = (int)(m / p->out_w), ox0 = (int)(m % p->out_w);
@@ -635,14 +599,26 @@ static int q_dw_tri(const ssdf_conv_params *p, const ssdf_qu8_output *q, const u
                 const int iy = oy * p->stride - p->pad_top + ky;
                 t[ky] = NULL;
                 if (iy < 0 || iy >= p->in_h) continue;
-                uint8_t *slot = ring + (size_t)(iy % 4) * tri_bytes;
+                uint8_t *slot = ring + (size_t)(iy % 4) * slot_bytes;
                 if (tag[iy % 4] != iy) {
-                    q_tap_row(p, in + (size_t)iy * row_bytes, zero, slot, g0, g1);
+                    const uint8_t *row = in + (size_t)iy * row_bytes;
+#ifdef QDW_PLANAR
+                    if (planar)
+                        q_planar_row(row, (size_t)p->in_w, C, g0, g1, slot, ps);
+                    else
+#endif
+                        q_tap_row(p, row, zero, slot, g0, g1);
                     tag[iy % 4] = iy;
                 }
                 t[ky] = slot;
             }
-            q_dw_row_tri(p, q, t, zero, w, out + (size_t)oy * p->out_w * C, ox0, ox1, g0, g1);
+            uint8_t *dst_row = out + (size_t)oy * p->out_w * C;
+#ifdef QDW_PLANAR
+            if (planar)
+                q_dw_row_planar(p, q, t, zero, w, dst_row, ox0, ox1, g0, g1, ps);
+            else
+#endif
+                q_dw_row_tri(p, q, t, zero, w, dst_row, ox0, ox1, g0, g1);
             m += (size_t)(ox1 - ox0);
         }
     }
@@ -675,18 +651,18 @@ static void qu8_dw3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const
     const size_t C = (size_t)p->in_c, row_bytes = (size_t)p->in_w * C, es = q_esize(q);
     uint8_t *zero = scratch; /* C + 64 bytes of in_zero: the taps outside the image */
     memset(zero, q->in_zero, C + 64);
-#ifdef QDW_PLANAR
-    if (!q->f32_out && n0 % SSDF_PANEL == 0 && (n1 - n0) % SSDF_PANEL == 0 &&
-        p->stride == 1 && p->pad_left <= 1 &&
-        q_dw_planar(p, q, in, w, (uint8_t *)out, m0, m1, n0, n1, zero, scratch + C + 64,
-                    SSDF_QU8_IM2COL_BYTES))
-        return;
-#endif
 #ifdef QDW_TAPS3
-    if (!q->f32_out && n0 % SSDF_PANEL == 0 && (n1 - n0) % SSDF_PANEL == 0 &&
-        q_dw_tri(p, q, in, w, (uint8_t *)out, m0, m1, n0, n1, zero, scratch + C + 64,
-                 SSDF_QU8_IM2COL_BYTES))
-        return;
+    if (!q->f32_out && n0 % SSDF_PANEL == 0 && (n1 - n0) % SSDF_PANEL == 0) {
+#ifdef QDW_PLANAR
+        if (p->stride == 1 && p->pad_left <= 1 &&
+            q_dw_ring(1, p, q, in, w, (uint8_t *)out, m0, m1, n0, n1, zero, scratch + C + 64,
+                      SSDF_QU8_IM2COL_BYTES))
+            return;
+#endif
+        if (q_dw_ring(0, p, q, in, w, (uint8_t *)out, m0, m1, n0, n1, zero, scratch + C + 64,
+                      SSDF_QU8_IM2COL_BYTES))
+            return;
+    }
 #endif
     size_t m = m0;
     while (m < m1) { /* one row segment at a time */
