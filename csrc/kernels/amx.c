@@ -30,7 +30,7 @@
 #include "kernels.h"
 
 static void amx_qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const uint8_t *w,
-                      uint8_t *c, size_t ldc, size_t esize, const uint8_t *res,
+                      uint8_t *c, size_t ldc, size_t esize, size_t cps, const uint8_t *res,
                       const ssdf_qu8_output *q, int n0, int n1);
 
 /* avx512vnni.c's operations and kernels, its table left out. */
@@ -128,13 +128,13 @@ static int amx_wins(size_t M, size_t k4, int n0, int n1) {
 }
 
 static void amx_qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const uint8_t *w,
-                      uint8_t *c, size_t ldc, size_t esize, const uint8_t *res,
+                      uint8_t *c, size_t ldc, size_t esize, size_t cps, const uint8_t *res,
                       const ssdf_qu8_output *q, int n0, int n1) {
     const size_t groups = k4 / SSDF_QU8_KGROUP;
     size_t cg = 16;
     while (groups % cg) cg--;
     if (!amx_wins(M, k4, n0, n1)) {
-        qgemm(M, k4, a, lda, w, c, ldc, esize, res, q, n0, n1);
+        qgemm(M, k4, a, lda, w, c, ldc, esize, cps, res, q, n0, n1);
         return;
     }
     const size_t kbytes = cg * SSDF_QU8_KGROUP, chunks = groups / cg;
@@ -173,6 +173,7 @@ static void amx_qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const u
                     const int32_t *crow = o < t0 + 16 ? cbuf + (o - t0) * 32
                                                       : cbuf + (16 + o - t1) * 32;
                     const size_t at = o * ldc + (size_t)n;
+                    uint8_t *co = c + o * ldc * esize + (size_t)(n / SSDF_PANEL) * cps;
                     for (int j = 0; j < np; j++) {
                         const int left = cols - SSDF_PANEL * j;
                         const uint8_t *panel = pw + j * pstride;
@@ -180,11 +181,11 @@ static void amx_qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const u
                                               qi_load((const int32_t *)panel));
                         const int len = left < SSDF_PANEL ? left : SSDF_PANEL;
                         if (plain)
-                            q_store_u8(qf_mul(qf_cvt(acc), q_scale(panel)), &k,
-                                       c + at + SSDF_PANEL * j, len);
+                            q_store_u8(qf_mul(qf_cvt(acc), q_scale(panel)), &k, co + j * cps,
+                                       len);
                         else
                             q_out_k(acc, panel, q, &k, res ? res + at + SSDF_PANEL * j : NULL,
-                                    c + (at + SSDF_PANEL * j) * esize, len);
+                                    co + j * cps, len);
                     }
                 }
             }

@@ -96,12 +96,14 @@ FORCE_INLINE void q_out(QI acc, const uint8_t *panel, const ssdf_qu8_output *q,
 }
 
 /* C[mr x 16*np] = A[mr x K4] * panels (cols valid columns). `c` and `res`
- * point at the tile's first element; ldc is in elements; esize is 1 (uint8
- * out) or 4 (float out). */
+ * point at the tile's first element; ldc (the pixel stride) is in elements;
+ * esize is 1 (uint8 out) or 4 (float out); cps is the bytes from one
+ * 16-channel panel of a pixel to the next: 16 * esize in NHWC, more in
+ * planar rows (then no residual: `res` is NHWC, ldc elements a pixel). */
 FORCE_INLINE void qgemm_tile(const int mr, const int np, size_t k4, const uint8_t *a, size_t lda,
                              const uint8_t *w, size_t pstride, uint8_t *c, size_t ldc,
-                             size_t esize, const uint8_t *res, const ssdf_qu8_output *q,
-                             int cols) {
+                             size_t esize, size_t cps, const uint8_t *res,
+                             const ssdf_qu8_output *q, int cols) {
     QACC acc[QTILE_M][QTILE_P];
 #pragma GCC unroll 16
     for (int j = 0; j < np; j++) {
@@ -129,21 +131,22 @@ FORCE_INLINE void qgemm_tile(const int mr, const int np, size_t k4, const uint8_
             const int n = cols - SSDF_PANEL * j;
             const size_t at = r * ldc + SSDF_PANEL * j;
             q_out_k(qacc_sum(acc[r][j]), w + j * pstride, q, &k, res ? res + at : NULL,
-                    c + at * esize, n < SSDF_PANEL ? n : SSDF_PANEL);
+                    c + r * ldc * esize + j * cps, n < SSDF_PANEL ? n : SSDF_PANEL);
         }
 }
 
 #define QTILE_CASE(MR)                                                                   \
     case MR:                                                                             \
         if (np == 1)                                                                     \
-            qgemm_tile(MR, 1, k4, a, lda, w, pstride, c, ldc, esize, res, q, cols);      \
+            qgemm_tile(MR, 1, k4, a, lda, w, pstride, c, ldc, esize, cps, res, q, cols); \
         else                                                                             \
-            qgemm_tile(MR, QTILE_P, k4, a, lda, w, pstride, c, ldc, esize, res, q, cols); \
+            qgemm_tile(MR, QTILE_P, k4, a, lda, w, pstride, c, ldc, esize, cps, res, q,   \
+                       cols);                                                            \
         break;
 
 static void qgemm_tile_any(int mr, int np, size_t k4, const uint8_t *a, size_t lda,
                            const uint8_t *w, size_t pstride, uint8_t *c, size_t ldc, size_t esize,
-                           const uint8_t *res, const ssdf_qu8_output *q, int cols) {
+                           size_t cps, const uint8_t *res, const ssdf_qu8_output *q, int cols) {
     switch (mr) {
         QTILE_CASE(1)
 #if QTILE_M >= 2
@@ -175,10 +178,11 @@ static void qgemm_tile_any(int mr, int np, size_t k4, const uint8_t *a, size_t l
 }
 
 /* Rows [0, M) of the output (pixel m0 of the call at `c`), channels
- * [n0, n1), columns blocked so a block's panels stay in L2. */
+ * [n0, n1), columns blocked so a block's panels stay in L2. ldc, esize and
+ * cps as in qgemm_tile. */
 static void qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const uint8_t *w, uint8_t *c,
-                  size_t ldc, size_t esize, const uint8_t *res, const ssdf_qu8_output *q, int n0,
-                  int n1) {
+                  size_t ldc, size_t esize, size_t cps, const uint8_t *res,
+                  const ssdf_qu8_output *q, int n0, int n1) {
     const size_t pstride = q_gemm_panel(k4);
     const int step = SSDF_PANEL * QTILE_P;
     int block = (int)((256 * 1024) / pstride) / QTILE_P * step;
@@ -192,8 +196,9 @@ static void qgemm(size_t M, size_t k4, const uint8_t *a, size_t lda, const uint8
                 const int np = (cols + SSDF_PANEL - 1) / SSDF_PANEL;
                 const size_t at = m * ldc + (size_t)n;
                 qgemm_tile_any(mr, np, k4, a + m * lda, lda,
-                               w + (size_t)(n / SSDF_PANEL) * pstride, pstride, c + at * esize,
-                               ldc, esize, res ? res + at : NULL, q, cols);
+                               w + (size_t)(n / SSDF_PANEL) * pstride, pstride,
+                               c + m * ldc * esize + (size_t)(n / SSDF_PANEL) * cps, ldc, esize,
+                               cps, res ? res + at : NULL, q, cols);
             }
         }
     }
@@ -218,7 +223,7 @@ static void qu8_conv1x1(const ssdf_conv_params *p, const ssdf_qu8_output *q, con
     uint8_t *o = (uint8_t *)out + m0 * N * es;
     const uint8_t *res = q->res ? q->res + m0 * N : NULL;
     if (k4 == K) {
-        qgemm(m1 - m0, k4, in + m0 * K, K, w, o, N, es, res, q, n0, n1);
+        qgemm(m1 - m0, k4, in + m0 * K, K, w, o, N, es, SSDF_PANEL * es, res, q, n0, n1);
         return;
     }
     /* Rows of in_c bytes are not whole groups: copy chunks padded with
@@ -230,7 +235,7 @@ static void qu8_conv1x1(const ssdf_conv_params *p, const ssdf_qu8_output *q, con
             memcpy(scratch + r * k4, in + (m + r) * K, K);
             memset(scratch + r * k4 + K, 0, k4 - K);
         }
-        qgemm(rows, k4, scratch, k4, w, o + (m - m0) * N * es, N, es,
+        qgemm(rows, k4, scratch, k4, w, o + (m - m0) * N * es, N, es, SSDF_PANEL * es,
               res ? res + (m - m0) * N : NULL, q, n0, n1);
     }
 }
@@ -289,7 +294,7 @@ static void qu8_conv3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, con
         for (size_t r = 0; r < rows; r++)
             q_im2col_pixel(p, q, in, (int)((m + r) / p->out_w), (int)((m + r) % p->out_w), k4,
                            scratch + r * k4);
-        qgemm(rows, k4, scratch, k4, w, (uint8_t *)out + m * N * es, N, es,
+        qgemm(rows, k4, scratch, k4, w, (uint8_t *)out + m * N * es, N, es, SSDF_PANEL * es,
               q->res ? q->res + m * N : NULL, q, n0, n1);
     }
 }
@@ -716,21 +721,24 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
         const int top = ssdf_ring_need(pd, oy, done, &first, &last);
         const uint8_t *rows[3];
         for (int r = first; r <= last; r++) {
+            /* the producer row: NHWC into the ring, or straight into its
+             * planar row (pixel x of panel p at + p * ps + (x + 1) * 16) */
             uint8_t *dst = ring + (size_t)(r % SSDF_RING_ROWS) * Wp * E;
+            size_t ldc = E, cps = SSDF_PANEL;
+#ifdef QDW_PLANAR
+            if (use_planar) dst = planar_at(r) + SSDF_PANEL, ldc = SSDF_PANEL, cps = ps;
+#endif
             if (b->producer_k == 1) {
-                qgemm(Wp, K, b->in + (size_t)r * Wp * K, K, b->w_producer, dst, E, 1, NULL,
+                qgemm(Wp, K, b->in + (size_t)r * Wp * K, K, b->w_producer, dst, ldc, 1, cps, NULL,
                       &b->q_producer, 0, (int)E);
             } else {
                 for (size_t x = 0; x < Wp; x++)
                     q_im2col_pixel(pp, &b->q_producer, b->in, r, (int)x, kp, cols + x * kp);
-                qgemm(Wp, kp, cols, kp, b->w_producer, dst, E, 1, NULL, &b->q_producer, 0,
+                qgemm(Wp, kp, cols, kp, b->w_producer, dst, ldc, 1, cps, NULL, &b->q_producer, 0,
                       (int)E);
             }
 #ifdef QDW_PLANAR
-            if (use_planar) {
-                q_planar_row(dst, Wp, E, 0, E, planar_at(r), ps);
-                continue;
-            }
+            if (use_planar) continue;
 #endif
 #ifdef QDW_TAPS3
             if (use_tri)
@@ -768,7 +776,8 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
         if (oy - band0 + 1 == band || oy == y1 - 1) {
             const size_t at = (size_t)band0 * Wd * Cout;
             qgemm((size_t)(oy - band0 + 1) * Wd, E, dband, E, b->w_project, b->out + at, Cout, 1,
-                  b->q_project.res ? b->q_project.res + at : NULL, &b->q_project, 0, (int)Cout);
+                  SSDF_PANEL, b->q_project.res ? b->q_project.res + at : NULL, &b->q_project, 0,
+                  (int)Cout);
             band0 = oy + 1;
         }
     }
