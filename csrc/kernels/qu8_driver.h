@@ -27,7 +27,7 @@
  *   qt_dot(acc, a, w)  acc + the 4-byte dot products of a (uint8) and w (int8)
  *   qt_load(p), qt_store(p, t)   64 bytes
  *
- * and, optionally (QDW_PLANAR; AVX-512), the stride-1 depthwise from
+ * and, optionally (QDW_PLANAR; AVX-512), the depthwise from
  * planar rows (one panel's 16 channels of every pixel in a run):
  *   QTG, qt_gctrl()    the controls qt_gather4 needs
  *   qt_gather4(g, p)   the 4 pixels' 16-byte slices at p as 16 groups:
@@ -501,15 +501,16 @@ static void q_dw_row_tri(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
 }
 
 #ifdef QDW_PLANAR
-/* The stride-1 depthwise from planar rows: an input row's panel p (of the
- * channels [g0, g1) a call covers) at row + p * ps, pixel x's 16 channels
- * at + (x + 1) * 16 (one pixel of in_zero before, three after:
- * SSDF_QU8_PLANAR_PAD). One 64-byte load covers the 4 pixels from a pair of
- * output columns' left column, one qt_gather4 makes the groups, which serve
- * both columns (weights (w0, w1, w2, 0) and (0, w0, w1, w2)). In place of
- * the tap rows (q_tap_row) for a 16-byte copy per pixel and panel. (At
- * stride 2 a gather serves one column, and the tap rows were measured
- * faster.) */
+/* The depthwise from planar rows: an input row's panel p (of the channels
+ * [g0, g1) a call covers) at row + p * ps, pixel x's 16 channels at + (x +
+ * 1) * 16 (one pixel of in_zero before, three after: SSDF_QU8_PLANAR_PAD).
+ * One 64-byte load covers the 4 pixels from an output column's left
+ * column, one qt_gather4 makes the groups; at stride 1 they serve two
+ * columns (weights (w0, w1, w2, 0) and (0, w0, w1, w2)), at stride 2 one.
+ * In place of the tap rows (q_tap_row): the fused block's producer writes
+ * planar rows itself, the unfused layer copies 16 bytes per pixel and
+ * panel. (At stride 2 the tap rows were faster while the block copied its
+ * rows too.) */
 static void q_planar_row(const uint8_t *src, size_t W, size_t C, size_t g0, size_t g1,
                          uint8_t *dst, size_t ps) {
     for (size_t x = 0; x < W; x++)
@@ -543,9 +544,34 @@ FORCE_INLINE void q_dw_planar_cols(const int n, const QTG *gc, const uint8_t *co
     }
 }
 
-/* Stride-1 depthwise output columns [ox0, ox1), channels [g0, g1) (whole
- * panels), of one row (uint8 out, C channels a pixel) from the planar rows
- * of its 3 input rows (NULL: outside the image). */
+/* Stride 2: a gather per column (its 3 pixels and one more, weighted 0),
+ * two columns at a time (independent sums). */
+FORCE_INLINE void q_dw_planar_cols_s2(const int n, const QTG *gc, const uint8_t *const rp[3],
+                                      const QT wr[3], QACC b0, QF scale, const QOUT *k, int pad,
+                                      int ox0, int ox1, uint8_t *out, size_t C) {
+    int ox = ox0;
+    for (; ox + 1 < ox1; ox += 2) {
+        const ptrdiff_t at = (ptrdiff_t)(2 * ox - pad + 1) * SSDF_PANEL;
+        QACC a0 = b0, a1 = b0;
+        for (int r = 0; r < n; r++) {
+            a0 = qt_dot(a0, qt_gather4(gc, rp[r] + at), wr[r]);
+            a1 = qt_dot(a1, qt_gather4(gc, rp[r] + at + 2 * SSDF_PANEL), wr[r]);
+        }
+        q_store_u8(qf_mul(qf_cvt(qacc_sum(a0)), scale), k, out + (size_t)ox * C, SSDF_PANEL);
+        q_store_u8(qf_mul(qf_cvt(qacc_sum(a1)), scale), k, out + (size_t)(ox + 1) * C,
+                   SSDF_PANEL);
+    }
+    if (ox < ox1) {
+        const ptrdiff_t at = (ptrdiff_t)(2 * ox - pad + 1) * SSDF_PANEL;
+        QACC a = b0;
+        for (int r = 0; r < n; r++) a = qt_dot(a, qt_gather4(gc, rp[r] + at), wr[r]);
+        q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), k, out + (size_t)ox * C, SSDF_PANEL);
+    }
+}
+
+/* Depthwise output columns [ox0, ox1) (stride 1 or 2), channels [g0, g1)
+ * (whole panels), of one row (uint8 out, C channels a pixel) from the
+ * planar rows of its 3 input rows (NULL: outside the image). */
 static void q_dw_row_planar(const ssdf_conv_params *pd, const ssdf_qu8_output *q,
                             const uint8_t *const rows[3], const uint8_t *zero, const uint8_t *w,
                             uint8_t *dst_row, int ox0, int ox1, size_t g0, size_t g1,
@@ -563,6 +589,15 @@ static void q_dw_row_planar(const ssdf_conv_params *pd, const ssdf_qu8_output *q
         QACC b0;
         const int n = q_dw_panel_rows(&ctrl, tz, panel, rows, (g - g0) / SSDF_PANEL * ps, &b0,
                                       rp, wr);
+        if (pd->stride == 2) {
+            if (n == 3)
+                q_dw_planar_cols_s2(3, &gc, rp, wr, b0, scale, &k, pd->pad_left, ox0, ox1,
+                                    dst_row + g, C);
+            else
+                q_dw_planar_cols_s2(n, &gc, rp, wr, b0, scale, &k, pd->pad_left, ox0, ox1,
+                                    dst_row + g, C);
+            continue;
+        }
         for (int r = 0; r < n; r++) wr2[r] = qt_shift1(wr[r]);
         if (n == 3)
             q_dw_planar_cols(3, &gc, rp, wr, wr2, b0, scale, &k, pd->pad_left, ox0, ox1,
@@ -577,7 +612,7 @@ static void q_dw_row_planar(const ssdf_conv_params *pd, const ssdf_qu8_output *q
 
 /* qu8_dw3x3 through a ring of 4 prepared input rows per channel chunk
  * that fits `budget` bytes, each input row prepared once per chunk: tap
- * rows, or (planar; QDW_PLANAR, stride 1, pad_left <= 1) planar rows. 0
+ * rows, or (planar; QDW_PLANAR, stride <= 2, pad_left <= 1) planar rows. 0
  * when a single panel's ring does not fit (a very wide image): the caller
  * goes pixel by pixel. */
 FORCE_INLINE int q_dw_ring(const int planar, const ssdf_conv_params *p,
@@ -659,7 +694,7 @@ static void qu8_dw3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const
 #ifdef QDW_TAPS3
     if (!q->f32_out && n0 % SSDF_PANEL == 0 && (n1 - n0) % SSDF_PANEL == 0) {
 #ifdef QDW_PLANAR
-        if (p->stride == 1 && p->pad_left <= 1 &&
+        if (p->stride <= 2 && p->pad_left <= 1 &&
             q_dw_ring(1, p, q, in, w, (uint8_t *)out, m0, m1, n0, n1, zero, scratch + C + 64,
                       SSDF_QU8_IM2COL_BYTES))
             return;
@@ -711,7 +746,7 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
 #ifdef QDW_PLANAR
     const size_t ps = (Wp + SSDF_QU8_PLANAR_PAD) * SSDF_PANEL;
     uint8_t *planar = tri + (size_t)SSDF_RING_ROWS * tri_bytes;
-    const int use_planar = use_tri && pd->stride == 1 && pd->pad_left <= 1;
+    const int use_planar = use_tri && pd->stride <= 2 && pd->pad_left <= 1;
     /* the pads are in_zero for good: the rows write pixels 0..Wp-1 */
     if (use_planar) memset(planar, b->q_dw.in_zero, (size_t)SSDF_RING_ROWS * E / SSDF_PANEL * ps);
 #define planar_at(r) (planar + (size_t)((r) % SSDF_RING_ROWS) * (E / SSDF_PANEL) * ps)
