@@ -71,6 +71,36 @@ def test_block_is_its_layers(isa):
                 f"dw s{case['dw_stride']}, project {case['layers'][2]['w'].shape}")
 
 
+@pytest.mark.parametrize("isa", QU8_BLOCK)
+def test_rgb_first_block_every_width(isa):
+    """The first layer's shape (3x3 on 3 channels, k4 = 28): its im2col
+    copies a row's inside windows in one loop (q_im2col_row); every width
+    from 1 to 21, both strides, odd and even heights. The scales are 16x
+    random_case's, which spreads the block's output over the byte range (at
+    1x three layers leave a few values, and a wrong input byte rarely
+    shows)."""
+    rng = np.random.default_rng(5)
+    for w in range(1, 22):
+        for stride in (1, 2):
+            h = int(rng.integers(1, 8))
+            e = int(rng.choice([8, 16, 32]))
+            prod = random_case(rng, "conv", 3, h, w, 3, e, stride)
+            ph, pw = -(-h // stride), -(-w // stride)
+            dstride = int(rng.integers(1, 3))
+            dwl = random_case(rng, "dw", 3, ph, pw, e, e, dstride)
+            dh, dw = -(-ph // dstride), -(-pw // dstride)
+            proj = random_case(rng, "conv", 1, dh, dw, e, 16, 1)
+            for layer in (prod, dwl, proj):
+                layer["scale"] = layer["scale"] * 16
+            dwl["in_zero"], proj["in_zero"] = prod["out_zero"], dwl["out_zero"]
+            case = dict(x=prod["x"], layers=[prod, dwl, proj], producer_k=3,
+                        producer_stride=stride, dw_stride=dstride, residual=None)
+            want = layer_by_layer(case)
+            for parts in (1, 2):
+                assert run_block(case, isa, parts).tobytes() == want.tobytes(), (
+                    f"{h}x{w} s{stride}, dw s{dstride}, {parts} parts")
+
+
 def test_block_arguments_are_checked():
     rng = np.random.default_rng(0)
     case = block_case(rng)

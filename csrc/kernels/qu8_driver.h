@@ -282,6 +282,36 @@ static inline void q_im2col_pixel(const ssdf_conv_params *p, const ssdf_qu8_outp
     memset(d, 0, k4 - 9 * C);
 }
 
+/* The GEMM rows of output pixels (oy, 0..W-1), k4 bytes each, at dst. The
+ * RGB layer's windows inside the image go by fixed-size moves in one loop
+ * (per pixel, q_im2col_pixel's checks were most of this step's time). */
+static void q_im2col_row(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
+                         int oy, size_t W, size_t k4, uint8_t *dst) {
+    const int iy0 = oy * p->stride - p->pad_top;
+    size_t x = 0;
+    if (p->in_c == 3 && k4 == 28 && iy0 >= 0 && iy0 + 2 < p->in_h) {
+        /* columns whose window is inside: lo <= x < hi */
+        const int lo = (p->pad_left + p->stride - 1) / p->stride;
+        const int span = p->in_w - 3 + p->pad_left;
+        const int hi = span < 0 ? 0 : span / p->stride + 1;
+        const size_t x0 = lo < (int)W ? (size_t)lo : W;
+        const size_t x1 = hi < (int)W ? (hi > (int)x0 ? (size_t)hi : x0) : W;
+        for (; x < x0; x++) q_im2col_pixel(p, q, in, oy, (int)x, k4, dst + x * k4);
+        const size_t rb = (size_t)p->in_w * 3, step = (size_t)p->stride * 3;
+        const uint8_t *r = in + (size_t)iy0 * rb;
+        if (x0 < x1) r += (x0 * (size_t)p->stride - (size_t)p->pad_left) * 3;
+        for (uint8_t *d = dst + x0 * k4; x < x1; x++, r += step, d += k4) {
+            /* as in q_im2col_pixel: the 16-byte reads stay inside the tensor */
+            memcpy(d, r, 16);
+            memcpy(d + 9, r + rb, 16);
+            memcpy(d + 18, r + 2 * rb, 8);
+            d[26] = r[2 * rb + 8];
+            d[27] = 0;
+        }
+    }
+    for (; x < W; x++) q_im2col_pixel(p, q, in, oy, (int)x, k4, dst + x * k4);
+}
+
 static void qu8_conv3x3(const ssdf_conv_params *p, const ssdf_qu8_output *q, const uint8_t *in,
                         const uint8_t *w, void *out, size_t m0, size_t m1, int n0, int n1,
                         uint8_t *scratch) {
@@ -767,8 +797,7 @@ static void qu8_block(const ssdf_qu8_block *b, int y0, int y1, uint8_t *scratch)
                 qgemm(Wp, K, b->in + (size_t)r * Wp * K, K, b->w_producer, dst, ldc, 1, cps, NULL,
                       &b->q_producer, 0, (int)E);
             } else {
-                for (size_t x = 0; x < Wp; x++)
-                    q_im2col_pixel(pp, &b->q_producer, b->in, r, (int)x, kp, cols + x * kp);
+                q_im2col_row(pp, &b->q_producer, b->in, r, Wp, kp, cols);
                 qgemm(Wp, kp, cols, kp, b->w_producer, dst, ldc, 1, cps, NULL, &b->q_producer, 0,
                       (int)E);
             }
