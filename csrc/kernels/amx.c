@@ -104,26 +104,6 @@ FORCE_INLINE void amx_step(const int two_a, const int two_b, const uint8_t *a0,
     if (two_a && two_b) _tile_stored(3, cbuf + 16 * 32 + 16, 128);
 }
 
-/* Whether the tiles beat the VNNI GEMM on this call: at least 64K
- * multiply-adds (pixels x channels x k4) and k4 >= 24. A call costs the
- * tiles about 0.2-0.3 us of fixed work (ldtilecfg, tilerelease, the C
- * round trip through memory) and VNNI's time grows with the sums, so small
- * calls and short reductions stay on VNNI. Measured (conv1x1 of M pixels,
- * K inputs, N outputs, thread CPU time, best of 3 x 7 runs, the two
- * variants side by side in one process; ratio = VNNI time / AMX time):
- *
- *   K \ M,N     16,16  38,16  150,16  16,96  38,96  16,384  150,384
- *   16          0.40   0.42    0.92   0.51   0.81    0.82     1.01
- *   32          0.51   0.73    0.83   1.00   1.15    1.13     1.42
- *   64          0.73   1.19    1.79   1.09   1.74    1.34     1.24
- *   96          0.66   1.25    1.78   1.37   1.18    1.68     2.16
- *   160         0.83   1.21    1.70   1.79   1.21    1.83     2.38
- *   960         3.32   4.17    4.59   2.84   2.45    3.38     5.35
- *
- * Over the whole grid (M 1..150, K 4..960, N 16..384: 528 shapes) this rule
- * is within 2% of the best choice per shape on average (always VNNI: 43%
- * over, always AMX: 72% over); the thresholds on K and M barely matter,
- * the one on the work does. */
 /* The uint8 output stage, no residual, of `rows` consecutive pixels of one
  * panel: sums at c (32 int32 a pixel: cbuf's rows), bytes at dst, ldc a
  * pixel; the panel's bias and scales in registers for the whole run. */
@@ -157,6 +137,26 @@ FORCE_INLINE void amx_out_step(const int32_t *cbuf, size_t m, size_t end, size_t
     }
 }
 
+/* Whether the tiles beat the VNNI GEMM on this call: at least 64K
+ * multiply-adds (pixels x channels x k4) and k4 >= 24. A call costs the
+ * tiles about 0.2-0.3 us of fixed work (ldtilecfg, tilerelease, the C
+ * round trip through memory) and VNNI's time grows with the sums, so small
+ * calls and short reductions stay on VNNI. Measured (conv1x1 of M pixels,
+ * K inputs, N outputs, thread CPU time, best of 3 x 7 runs, the two
+ * variants side by side in one process; ratio = VNNI time / AMX time):
+ *
+ *   K \ M,N     16,16  38,16  150,16  16,96  38,96  16,384  150,384
+ *   16          0.40   0.42    0.92   0.51   0.81    0.82     1.01
+ *   32          0.51   0.73    0.83   1.00   1.15    1.13     1.42
+ *   64          0.73   1.19    1.79   1.09   1.74    1.34     1.24
+ *   96          0.66   1.25    1.78   1.37   1.18    1.68     2.16
+ *   160         0.83   1.21    1.70   1.79   1.21    1.83     2.38
+ *   960         3.32   4.17    4.59   2.84   2.45    3.38     5.35
+ *
+ * Over the whole grid (M 1..150, K 4..960, N 16..384: 528 shapes) this rule
+ * is within 2% of the best choice per shape on average (always VNNI: 43%
+ * over, always AMX: 72% over); the thresholds on K and M barely matter,
+ * the one on the work does. */
 static int amx_wins(size_t M, size_t k4, int n0, int n1) {
     return k4 >= 24 && M * k4 * (size_t)(n1 - n0) >= 65536;
 }

@@ -549,6 +549,15 @@ static void q_planar_row(const uint8_t *src, size_t W, size_t C, size_t g0, size
                    SSDF_PANEL);
 }
 
+/* One output column whose 4-pixel window starts at + at in each row. */
+FORCE_INLINE void q_dw_planar_col(const int n, const QTG *gc, const uint8_t *const rp[3],
+                                  const QT wr[3], QACC b0, QF scale, const QOUT *k, ptrdiff_t at,
+                                  uint8_t *out) {
+    QACC a = b0;
+    for (int r = 0; r < n; r++) a = qt_dot(a, qt_gather4(gc, rp[r] + at), wr[r]);
+    q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), k, out, SSDF_PANEL);
+}
+
 FORCE_INLINE void q_dw_planar_cols(const int n, const QTG *gc, const uint8_t *const rp[3],
                                    const QT wr[3], const QT wr2[3], QACC b0, QF scale,
                                    const QOUT *k, int pad, int ox0, int ox1, uint8_t *out,
@@ -566,12 +575,9 @@ FORCE_INLINE void q_dw_planar_cols(const int n, const QTG *gc, const uint8_t *co
         q_store_u8(qf_mul(qf_cvt(qacc_sum(a1)), scale), k, out + (size_t)(ox + 1) * C,
                    SSDF_PANEL);
     }
-    if (ox < ox1) {
-        const ptrdiff_t at = (ptrdiff_t)(ox - pad + 1) * SSDF_PANEL;
-        QACC a = b0;
-        for (int r = 0; r < n; r++) a = qt_dot(a, qt_gather4(gc, rp[r] + at), wr[r]);
-        q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), k, out + (size_t)ox * C, SSDF_PANEL);
-    }
+    if (ox < ox1)
+        q_dw_planar_col(n, gc, rp, wr, b0, scale, k, (ptrdiff_t)(ox - pad + 1) * SSDF_PANEL,
+                        out + (size_t)ox * C);
 }
 
 /* Stride 2: a gather per column (its 3 pixels and one more, weighted 0),
@@ -591,12 +597,9 @@ FORCE_INLINE void q_dw_planar_cols_s2(const int n, const QTG *gc, const uint8_t 
         q_store_u8(qf_mul(qf_cvt(qacc_sum(a1)), scale), k, out + (size_t)(ox + 1) * C,
                    SSDF_PANEL);
     }
-    if (ox < ox1) {
-        const ptrdiff_t at = (ptrdiff_t)(2 * ox - pad + 1) * SSDF_PANEL;
-        QACC a = b0;
-        for (int r = 0; r < n; r++) a = qt_dot(a, qt_gather4(gc, rp[r] + at), wr[r]);
-        q_store_u8(qf_mul(qf_cvt(qacc_sum(a)), scale), k, out + (size_t)ox * C, SSDF_PANEL);
-    }
+    if (ox < ox1)
+        q_dw_planar_col(n, gc, rp, wr, b0, scale, k, (ptrdiff_t)(2 * ox - pad + 1) * SSDF_PANEL,
+                        out + (size_t)ox * C);
 }
 
 /* Depthwise output columns [ox0, ox1) (stride 1 or 2), channels [g0, g1)
